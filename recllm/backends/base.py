@@ -1,0 +1,83 @@
+"""The one contract every engine implements: a batch of requests in, results out, same order."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings. temperature 0 means greedy; sampling is reproducible only with `seed`."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int = 1
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """Chat `messages` (the backend applies the model's own chat template) or a raw `prompt`
+    for base models; exactly one is set. `key` names the request (the user id) for logs and
+    for the scripted backend. `structured` asks for constrained output where the engine has it:
+    {"choice": [...]}, {"regex": "..."} or {"json": schema}."""
+
+    messages: tuple[Message, ...] | None = None
+    prompt: str | None = None
+    params: SamplingParams = field(default_factory=SamplingParams)
+    key: str | None = None
+    structured: dict[str, Any] | None = None
+
+    def __post_init__(self):
+        if (self.messages is None) == (self.prompt is None):
+            raise ValueError("a GenerationRequest needs exactly one of messages or prompt")
+
+
+@dataclass
+class GenerationResult:
+    """What came back for one request. A failure for one request is recorded in `error`
+    (the texts are then empty) so that a run goes on with the other users."""
+
+    texts: list[str]
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float = 0.0
+    cached: bool = False
+    error: str | None = None
+    finish_reason: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.texts[0] if self.texts else ""
+
+
+class Backend(ABC):
+    """An engine. Subclasses import their heavy dependencies lazily, inside methods."""
+
+    name: str = "base"
+
+    @abstractmethod
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Answer every request; same length and order as `requests`."""
+
+    def identity(self) -> dict[str, Any]:
+        """Everything about the engine that changes its output (for cache keys and results)."""
+        return {"engine": self.name}
+
+    def count_tokens(self, request: GenerationRequest) -> int | None:
+        """Prompt length in the model's own tokens after its chat template; None if unknown."""
+        return None
+
+    def close(self) -> None:
+        """Free the engine's resources (GPU memory, HTTP clients)."""

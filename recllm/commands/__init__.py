@@ -1,0 +1,1 @@
+"""One module per `recllm` subcommand (see recllm/cli.py)."""
