@@ -1,0 +1,123 @@
+"""What every classical baseline shares: the training matrix and ranking from scores.
+
+Training data are every interaction except each evaluated user's held-out test target, so
+popularity and co-occurrence never see what is being predicted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from recllm.data.schema import RecDataset, UserCase
+
+
+def user_seed(seed: int, user_id: str, purpose: str) -> int:
+    """A 64-bit seed from (run seed, purpose, user id): order-independent and resumable."""
+    digest = hashlib.sha256(f"{seed}\x1f{purpose}\x1f{user_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+@dataclass
+class TrainData:
+    """Items (the ones with interactions), their training counts, and a user x item matrix."""
+
+    items: np.ndarray            # item ids (str, object dtype), index i -> id
+    index: dict[str, int]        # id -> index
+    counts: np.ndarray           # training interactions per item (int64)
+    users: dict[str, int]        # user id -> row of `matrix`
+    matrix: object               # scipy.sparse.csr_matrix (users x items, binary)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_users(self) -> int:
+        return len(self.users)
+
+    def indices(self, ids: Iterable[str]) -> np.ndarray:
+        """Item indices of known ids (unknown ids are dropped)."""
+        idx = self.index
+        return np.fromiter((idx[i] for i in ids if i in idx), dtype=np.int64)
+
+    def count_of(self) -> dict[str, int]:
+        return dict(zip(self.items.tolist(), self.counts.tolist()))
+
+
+def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainData:
+    """Every interaction of `dataset` except the held-out targets of `held_out` users."""
+    from scipy import sparse
+
+    inter = dataset.interactions
+    items = np.array(sorted(inter["item_id"].unique()), dtype=object)
+    index = {item: i for i, item in enumerate(items.tolist())}
+    if held_out:
+        targets = pd.DataFrame({"user_id": [c.user_id for c in held_out],
+                                "item_id": [c.target for c in held_out],
+                                "timestamp": [c.target_timestamp for c in held_out]})
+        targets["timestamp"] = targets["timestamp"].astype(inter["timestamp"].dtype)
+        marked = inter[["user_id", "item_id", "timestamp"]].merge(
+            targets.assign(_held=True), how="left", on=["user_id", "item_id", "timestamp"])
+        train = inter[marked["_held"].isna().to_numpy()]
+    else:
+        train = inter
+    user_codes, user_ids = pd.factorize(train["user_id"], sort=True)
+    item_codes = train["item_id"].map(index).to_numpy(dtype=np.int64)
+    matrix = sparse.csr_matrix(
+        (np.ones(len(train), dtype=np.float32), (user_codes, item_codes)),
+        shape=(len(user_ids), len(items)))
+    matrix.data[:] = 1.0  # repeated (user, item) pairs count once
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    counts = np.bincount(item_codes, minlength=len(items)).astype(np.int64)
+    return TrainData(items, index, counts, {u: i for i, u in enumerate(user_ids)}, matrix)
+
+
+class Baseline(ABC):
+    """Scores items for users; ranking (exclusions, candidates, top-k) is shared."""
+
+    name = "baseline"
+
+    def __init__(self, train: TrainData, seed: int = 0):
+        self.train, self.seed = train, seed
+
+    @abstractmethod
+    def scores(self, cases: Sequence[UserCase]) -> np.ndarray:
+        """Dense (users, items) scores over `train.items`; higher is better."""
+
+    def rank(self, cases: Sequence[UserCase], k: int,
+             candidates: Sequence[Sequence[str] | None] | None = None,
+             exclude_history: bool = True) -> list[list[str]]:
+        """Top-k item ids per user: over `candidates[u]` when given (in their shown order for
+        ties), else over every item the user has not seen in `history`."""
+        out: list[list[str]] = []
+        step = max(1, (1 << 22) // max(self.train.n_items, 1))  # bound the dense block's memory
+        for start in range(0, len(cases), step):
+            block = cases[start:start + step]
+            table = self.scores(block)
+            for row, case in enumerate(block):
+                cands = candidates[start + row] if candidates is not None else None
+                out.append(self._top(table[row], case, k, cands, exclude_history))
+        return out
+
+    def _top(self, scores: np.ndarray, case: UserCase, k: int, cands: Sequence[str] | None,
+             exclude_history: bool) -> list[str]:
+        if cands is not None:
+            idx = [self.train.index.get(c, -1) for c in cands]
+            s = np.array([scores[i] if i >= 0 else -np.inf for i in idx])
+            order = np.argsort(-s, kind="stable")[:k]
+            return [cands[i] for i in order]
+        s = scores.astype(float, copy=True)
+        if exclude_history:
+            s[self.train.indices(case.history)] = -np.inf
+        k_eff = min(k, len(s))
+        top = np.argpartition(-s, k_eff - 1)[:k_eff] if k_eff < len(s) else np.arange(len(s))
+        # Stable order among ties: by score, then item index.
+        top = top[np.lexsort((top, -s[top]))]
+        return [self.train.items[i] for i in top if np.isfinite(s[i])]

@@ -1,0 +1,155 @@
+"""Ranking metrics as pure, vectorized functions (RecBole `metrics.py` style).
+
+Every ranking metric takes `pos_index`, a boolean matrix of shape (users, max_k) where
+`pos_index[u, i]` says whether the item at rank i+1 of user u's list is relevant, and
+`pos_len`, the number of relevant items per user (1 under leave-one-out). It returns a float
+matrix of the same shape whose column k-1 holds the metric @k, so one pass gives every K.
+A list shorter than max_k is padded with False: a missing slot is never a hit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import numpy as np
+
+RANKING_METRICS = ("hit", "recall", "ndcg", "mrr", "precision", "map")
+
+
+def hits_matrix(ranked: Sequence[Sequence[str]], relevant: Sequence[Collection[str]],
+                max_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(pos_index, pos_len) for ranked lists of item ids against sets of relevant ids."""
+    pos = np.zeros((len(ranked), max_k), dtype=bool)
+    for u, (items, rel) in enumerate(zip(ranked, relevant)):
+        for i, item in enumerate(items[:max_k]):
+            if item in rel:
+                pos[u, i] = True
+    pos_len = np.array([len(r) for r in relevant], dtype=np.int64)
+    return pos, pos_len
+
+
+def hit(pos_index: np.ndarray, pos_len: np.ndarray | None = None) -> np.ndarray:
+    """HR@k: 1 if any relevant item is in the top k, else 0.
+
+    .. math:: \\mathrm{HR@}k = \\mathbb{1}\\left[\\sum_{i=1}^{k} rel_i > 0\\right]
+    """
+    return (np.cumsum(pos_index, axis=1) > 0).astype(float)
+
+
+def recall(pos_index: np.ndarray, pos_len: np.ndarray) -> np.ndarray:
+    """Recall@k: share of the relevant items found in the top k (= HR@k with one target).
+
+    .. math:: \\mathrm{Recall@}k = \\frac{\\sum_{i=1}^{k} rel_i}{|R_u|}
+    """
+    return np.cumsum(pos_index, axis=1) / np.maximum(pos_len, 1)[:, None]
+
+
+def precision(pos_index: np.ndarray, pos_len: np.ndarray | None = None) -> np.ndarray:
+    """Precision@k: share of the top k that is relevant (a list shorter than k still divides by k).
+
+    .. math:: \\mathrm{Precision@}k = \\frac{1}{k}\\sum_{i=1}^{k} rel_i
+    """
+    return np.cumsum(pos_index, axis=1) / np.arange(1, pos_index.shape[1] + 1)
+
+
+def mrr(pos_index: np.ndarray, pos_len: np.ndarray | None = None) -> np.ndarray:
+    """MRR@k: reciprocal rank of the first relevant item within the top k, else 0.
+
+    .. math:: \\mathrm{MRR@}k = \\frac{1}{\\mathrm{rank}_u} \\text{ if } \\mathrm{rank}_u \\le k \\text{ else } 0
+    """
+    n, max_k = pos_index.shape
+    first = np.where(pos_index.any(axis=1), pos_index.argmax(axis=1), max_k)
+    ks = np.arange(max_k)
+    out = np.where(ks[None, :] >= first[:, None], 1.0 / (first[:, None] + 1.0), 0.0)
+    return out
+
+
+def ndcg(pos_index: np.ndarray, pos_len: np.ndarray) -> np.ndarray:
+    """NDCG@k with binary relevance: DCG over the ideal DCG of min(|R_u|, k) hits at the top.
+
+    .. math::
+        \\mathrm{DCG@}k = \\sum_{i=1}^{k} \\frac{rel_i}{\\log_2(i+1)}, \\quad
+        \\mathrm{IDCG@}k = \\sum_{i=1}^{\\min(|R_u|, k)} \\frac{1}{\\log_2(i+1)}, \\quad
+        \\mathrm{NDCG@}k = \\frac{\\mathrm{DCG@}k}{\\mathrm{IDCG@}k}
+
+    With one target at rank r this is 1/log2(r+1) when r <= k.
+    """
+    n, max_k = pos_index.shape
+    discount = 1.0 / np.log2(np.arange(2, max_k + 2))
+    dcg = np.cumsum(pos_index * discount, axis=1)
+    ideal_len = np.minimum(pos_len[:, None], np.arange(1, max_k + 1)[None, :])
+    idcg_table = np.concatenate([[0.0], np.cumsum(discount)])
+    idcg = idcg_table[ideal_len]
+    return np.divide(dcg, idcg, out=np.zeros_like(dcg), where=idcg > 0)
+
+
+def map_(pos_index: np.ndarray, pos_len: np.ndarray) -> np.ndarray:
+    """MAP@k: mean of Precision@i over the ranks i <= k that hold a relevant item.
+
+    .. math:: \\mathrm{AP@}k = \\frac{1}{\\min(|R_u|, k)} \\sum_{i=1}^{k} rel_i \\cdot \\mathrm{Precision@}i
+
+    With one target at rank r this equals MRR@k (1/r when r <= k).
+    """
+    max_k = pos_index.shape[1]
+    ranks = np.arange(1, max_k + 1)
+    precision_at = np.cumsum(pos_index, axis=1) / ranks
+    summed = np.cumsum(precision_at * pos_index, axis=1)
+    denom = np.minimum(pos_len[:, None], ranks[None, :])
+    return np.divide(summed, denom, out=np.zeros_like(summed), where=denom > 0)
+
+
+_FUNCS = {"hit": hit, "recall": recall, "ndcg": ndcg, "mrr": mrr, "precision": precision,
+          "map": map_}
+
+
+def ranking_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[Collection[str]],
+                    ks: Sequence[int]) -> dict[str, np.ndarray]:
+    """Per-user values of every ranking metric at every k: {"ndcg@10": array(users), ...}."""
+    max_k = max(ks)
+    pos, pos_len = hits_matrix(ranked, relevant, max_k)
+    out: dict[str, np.ndarray] = {}
+    for name, fn in _FUNCS.items():
+        table = fn(pos, pos_len)
+        for k in ks:
+            out[f"{name}@{k}"] = table[:, k - 1]
+    return out
+
+
+def user_metrics(ranked: Sequence[str], relevant: Collection[str], ks: Sequence[int]) -> dict[str, float]:
+    """Every ranking metric at every k for one user (what samples.jsonl stores per user)."""
+    table = ranking_metrics([ranked], [relevant], ks)
+    return {name: round(float(v[0]), 10) for name, v in table.items()}
+
+
+# --- beyond accuracy -----------------------------------------------------------------
+
+def coverage(ranked: Sequence[Sequence[str]], n_items: int, k: int) -> float:
+    """Catalog coverage@k: distinct items recommended in anyone's top k over the catalog size.
+
+    .. math:: \\mathrm{Coverage@}k = \\frac{|\\bigcup_u \\mathrm{top}_k(u)|}{|I|}
+    """
+    seen = {item for items in ranked for item in items[:k]}
+    return len(seen) / n_items if n_items else 0.0
+
+
+def popularity_percentiles(counts: dict[str, int]) -> dict[str, float]:
+    """Each item's popularity percentile in (0, 1]: the share of items at most as popular.
+
+    Items never seen in training get the percentile of a count of 0.
+    """
+    values = np.sort(np.fromiter(counts.values(), dtype=np.int64, count=len(counts)))
+    pct = np.searchsorted(values, list(counts.values()), side="right") / max(len(values), 1)
+    return dict(zip(counts.keys(), pct.tolist()))
+
+
+def novelty(items: Sequence[str], counts: dict[str, int], n_users: int) -> float | None:
+    """Mean self-information of recommended items (higher = less popular, more novel).
+
+    .. math:: \\mathrm{Novelty} = \\frac{1}{|L|}\\sum_{i \\in L} -\\log_2 \\frac{\\max(c_i, 1)}{|U|}
+
+    where c_i is the item's training interaction count and |U| the number of training users.
+    """
+    if not items or n_users <= 0:
+        return None
+    c = np.array([max(counts.get(i, 0), 1) for i in items], dtype=float)
+    return float(np.mean(-np.log2(c / n_users)))
