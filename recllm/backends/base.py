@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from recllm.options import StrictOptions
+
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
 
@@ -63,9 +65,11 @@ class GenerationResult:
 
 
 class Backend(ABC):
-    """An engine. Subclasses import their heavy dependencies lazily, inside methods."""
+    """An engine. Subclasses import their heavy dependencies lazily, inside methods, and
+    declare their settings as `Options` (a StrictOptions model) so unknown keys are refused."""
 
     name: str = "base"
+    Options: type[StrictOptions] = StrictOptions
 
     @abstractmethod
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
@@ -81,3 +85,15 @@ class Backend(ABC):
 
     def close(self) -> None:
         """Free the engine's resources (GPU memory, HTTP clients)."""
+
+
+def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
+    """`text` up to the earliest stop string (which is dropped) and whether one was found.
+    Engines differ on whether they keep the stop string; we never keep it."""
+    cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
+    return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def messages_of(request: GenerationRequest) -> list[dict[str, str]]:
+    """The request's chat messages as plain dicts (what chat-template APIs expect)."""
+    return [dict(m) for m in request.messages or ()]

@@ -1,0 +1,92 @@
+"""Answers looked up by request key (the user id) from a JSONL file or a mapping.
+
+Two uses: re-scoring saved outputs (point it at a previous run's samples.jsonl: each line with
+"user_id" or "key", and "output", "raw", "text" or "texts") without running a model again, and
+tests that need exact, known answers. A key with no answer is a recorded failure for that user.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from recllm.backends.base import Backend, GenerationRequest, GenerationResult, cut_at_stop
+from recllm.errors import RecllmError
+from recllm.options import StrictOptions
+
+KEY_FIELDS = ("key", "user_id", "user")
+TEXT_FIELDS = ("texts", "output", "raw", "raw_output", "text")
+
+
+class ScriptedOptions(StrictOptions):
+    path: str | None = None  # JSONL file of answers
+    answers: dict[str, str | list[str]] | None = None  # or answers given directly: key -> text(s)
+    default: str | None = None  # answer for keys with none; unset: a recorded error
+    apply_stop: bool = False  # cut answers at the request's stop strings, as an engine would
+
+
+class ScriptedBackend(Backend):
+    name = "scripted"
+    Options = ScriptedOptions
+
+    def __init__(self, options: ScriptedOptions | None = None):
+        self.options = options or ScriptedOptions()
+        if (self.options.path is None) == (self.options.answers is None):
+            raise RecllmError("the scripted backend needs exactly one of `path` (a JSONL file) or `answers`")
+        if self.options.path:
+            self.answers = load_answers(Path(self.options.path))
+        else:
+            self.answers = {str(k): [v] if isinstance(v, str) else list(v)
+                            for k, v in self.options.answers.items()}
+        blob = json.dumps(self.answers, sort_keys=True).encode()
+        self._revision = hashlib.sha256(blob).hexdigest()[:16]
+        self.calls = 0  # requests answered, for tests that count traffic
+
+    def identity(self) -> dict[str, Any]:
+        return {"engine": self.name, "model": self.options.path or "inline", "revision": self._revision}
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        results = []
+        for request in requests:
+            self.calls += 1
+            texts = self.answers.get(str(request.key)) if request.key is not None else None
+            if texts is None and self.options.default is not None:
+                texts = [self.options.default]
+            if texts is None:
+                results.append(GenerationResult([], error=f"no scripted answer for key {request.key!r}"))
+                continue
+            if self.options.apply_stop:
+                texts = [cut_at_stop(t, request.params.stop)[0] for t in texts]
+            results.append(GenerationResult(list(texts), finish_reason="stop"))
+        return results
+
+
+def load_answers(path: Path) -> dict[str, list[str]]:
+    """key -> answer texts from a JSONL file; a malformed line is an error naming its number."""
+    if not path.exists():
+        raise RecllmError("no such answers file", where=str(path),
+                          hint="pass a JSONL file, e.g. a previous run's samples.jsonl")
+    answers: dict[str, list[str]] = {}
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RecllmError(f"not valid JSON ({exc.msg})", where=where) from None
+            if not isinstance(row, dict):
+                raise RecllmError("each line must be a JSON object", where=where)
+            key = next((row[f] for f in KEY_FIELDS if f in row), None)
+            text = next((row[f] for f in TEXT_FIELDS if f in row), None)
+            if key is None or text is None:
+                raise RecllmError(f"a line needs one of {KEY_FIELDS} and one of {TEXT_FIELDS}", where=where)
+            texts = text if isinstance(text, list) else [text]
+            if not all(isinstance(t, str) for t in texts):
+                raise RecllmError("answers must be strings", where=where)
+            answers[str(key)] = texts
+    return answers

@@ -1,0 +1,133 @@
+"""vLLM in process: `LLM.chat` for messages, `LLM.generate` for raw prompts, prefix caching on
+(every prompt of a template shares its long instruction prefix), structured outputs on request.
+
+Written against vLLM's current API: `SamplingParams(structured_outputs=StructuredOutputsParams(
+choice=... | regex=... | json=...))` (vLLM >= 0.12, where the older `guided_decoding=
+GuidedDecodingParams(...)` was removed); older releases get the old spelling. vllm is imported
+inside methods only, so this module loads anywhere.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from recllm.backends.base import Backend, GenerationRequest, GenerationResult, cut_at_stop, messages_of
+from recllm.errors import RecllmError
+from recllm.options import StrictOptions
+
+STRUCTURED_KINDS = ("choice", "regex", "json", "grammar")
+
+
+class VLLMOptions(StrictOptions):
+    model: str  # alias (recllm.models), folder or hub id
+    tensor_parallel_size: int = 1
+    dtype: str = "auto"
+    max_model_len: int | None = None
+    gpu_memory_utilization: float = 0.9
+    seed: int = 0
+    enable_prefix_caching: bool = True
+    revision: str | None = None
+    trust_remote_code: bool = False
+    quantization: str | None = None
+
+
+class VLLMBackend(Backend):
+    name = "vllm"
+    Options = VLLMOptions
+
+    def __init__(self, options: VLLMOptions):
+        from recllm.models import resolve
+
+        self.options = options
+        self.resolved = resolve(options.model, fetch=True)
+        self._llm = None
+
+    def _engine(self):
+        if self._llm is None:
+            try:
+                import vllm
+            except ImportError:
+                raise RecllmError("the vllm backend needs vLLM", hint="pip install 'recllm[vllm]' (Linux + CUDA GPU)") from None
+            o = self.options
+            self._llm = vllm.LLM(
+                model=self.resolved.path, tensor_parallel_size=o.tensor_parallel_size, dtype=o.dtype,
+                max_model_len=o.max_model_len, gpu_memory_utilization=o.gpu_memory_utilization, seed=o.seed,
+                enable_prefix_caching=o.enable_prefix_caching, revision=o.revision,
+                trust_remote_code=o.trust_remote_code, quantization=o.quantization)
+        return self._llm
+
+    def identity(self) -> dict[str, Any]:
+        return {"engine": self.name, "model": self.resolved.name, "revision": self.resolved.revision,
+                "dtype": self.options.dtype}
+
+    def count_tokens(self, request: GenerationRequest) -> int | None:
+        tokenizer = self._engine().get_tokenizer()
+        if request.prompt is not None:
+            return len(tokenizer(request.prompt)["input_ids"])
+        text = tokenizer.apply_chat_template(messages_of(request), tokenize=False, add_generation_prompt=True)
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        llm = self._engine()
+        results: list[GenerationResult | None] = [None] * len(requests)
+        chats = [i for i, r in enumerate(requests) if r.messages is not None]
+        prompts = [i for i, r in enumerate(requests) if r.messages is None]
+        for indices, is_chat in ((chats, True), (prompts, False)):
+            if indices:
+                for i, result in zip(indices, self._run(llm, [requests[i] for i in indices], is_chat)):
+                    results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _run(self, llm, batch: list[GenerationRequest], is_chat: bool) -> list[GenerationResult]:
+        """One engine call for the batch; if it fails, each request alone so one bad request
+        (too long, bad regex) is that request's error only."""
+        try:
+            params = [sampling_params(r) for r in batch]
+            started = time.perf_counter()
+            if is_chat:
+                outputs = llm.chat([messages_of(r) for r in batch], sampling_params=params, use_tqdm=False)
+            else:
+                outputs = llm.generate([r.prompt for r in batch], sampling_params=params, use_tqdm=False)
+            seconds = (time.perf_counter() - started) / len(batch)
+        except Exception as exc:  # noqa: BLE001
+            if len(batch) == 1:
+                return [GenerationResult([], error=f"{type(exc).__name__}: {exc}")]
+            return [r for request in batch for r in self._run(llm, [request], is_chat)]
+        return [_result(out, req, seconds) for out, req in zip(outputs, batch)]
+
+    def close(self) -> None:
+        self._llm = None
+
+
+def sampling_params(request: GenerationRequest):
+    """A recllm request -> vllm.SamplingParams (with structured outputs when asked)."""
+    import vllm
+
+    p = request.params
+    kwargs: dict[str, Any] = {"n": p.n, "max_tokens": p.max_tokens, "temperature": p.temperature,
+                              "top_p": p.top_p, "seed": p.seed, "stop": list(p.stop) or None}
+    if request.structured:
+        kwargs.update(_structured(request.structured))
+    return vllm.SamplingParams(**kwargs)
+
+
+def _structured(structured: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(structured) - set(STRUCTURED_KINDS)
+    if unknown or len(structured) != 1:
+        raise RecllmError(f"structured output takes exactly one of {STRUCTURED_KINDS}, got {sorted(structured)}")
+    import vllm.sampling_params as sp
+
+    if hasattr(sp, "StructuredOutputsParams"):  # vLLM >= 0.11
+        return {"structured_outputs": sp.StructuredOutputsParams(**structured)}
+    return {"guided_decoding": sp.GuidedDecodingParams(**structured)}  # older releases
+
+
+def _result(output, request: GenerationRequest, seconds: float) -> GenerationResult:
+    completions = list(output.outputs)
+    texts = [cut_at_stop(c.text, request.params.stop)[0] for c in completions]
+    return GenerationResult(
+        texts, prompt_tokens=len(output.prompt_token_ids or []),
+        completion_tokens=sum(len(c.token_ids) for c in completions), seconds=seconds,
+        finish_reason=completions[0].finish_reason if completions else None)
