@@ -83,7 +83,9 @@ class UserCase:
     """One user's evaluation case: what the model may see, and the held-out target it may not.
 
     `history` holds item ids oldest first, with `ratings` and `timestamps` aligned to it;
-    `truncated` counts the oldest items cut by a history limit.
+    `truncated` counts the oldest items cut by a history limit. `targets` holds every held-out
+    item, `target` first (leave-one-out: just `target`; a temporal split: all items after the
+    cutoff); it defaults to `(target,)`.
     """
 
     user_id: str
@@ -93,3 +95,8 @@ class UserCase:
     target: str
     target_timestamp: int
     truncated: int = 0
+    targets: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            object.__setattr__(self, "targets", (self.target,))

@@ -1,0 +1,132 @@
+"""`recllm data list | fetch NAME | stats NAME_OR_PATH`: named datasets, fetching, statistics."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+# CLI flag -> LoadOptions field; shared with other commands that load datasets.
+LOADER_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "--format": ("format", {"choices": ["atomic", "movielens", "amazon", "table"],
+                            "help": "dataset format (default: detected from the path)"}),
+    "--user-col": ("user_col", {"help": "user id column of an interactions table"}),
+    "--item-col": ("item_col", {"help": "item id column of an interactions table"}),
+    "--time-col": ("time_col", {"help": "timestamp column (numbers or dates)"}),
+    "--rating-col": ("rating_col", {"help": "rating column"}),
+    "--id-col": ("id_col", {"help": "item id column of the catalog file"}),
+    "--title-col": ("title_col", {"help": "title column of the catalog (or interactions) table"}),
+    "--genres-col": ("genres_col", {"help": "genres/categories column of the catalog"}),
+    "--description-col": ("description_col", {"help": "description column of the catalog"}),
+    "--items": ("items", {"metavar": "PATH", "help": "catalog file for an interactions table"}),
+    "--sep": ("sep", {"help": "field separator of a CSV/TSV table"}),
+    "--encoding": ("encoding", {"help": "text encoding (e.g. latin-1)"}),
+    "--min-rating": ("min_rating", {"type": float, "help": "keep interactions rated at least this"}),
+    "--duplicates": ("duplicates", {"choices": ["first", "last", "all"],
+                                    "help": "repeated (user, item) pairs: keep first (default), last or all"}),
+    "--k-core": ("k_core", {"type": int, "help": "keep users and items with at least k interactions"}),
+    "--domain": ("domain", {"help": "singular noun for the items (movie, book, product)"}),
+}
+
+
+def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loader options as flags (`--user-col` ...), for every command that loads data."""
+    group = parser.add_argument_group("loading")
+    for flag, (dest, kwargs) in LOADER_FLAGS.items():
+        group.add_argument(flag, dest=f"load_{dest}", default=None, **kwargs)
+    group.add_argument("--no-cache", dest="load_no_cache", action="store_true",
+                       help="read the files again instead of the cached Arrow tables")
+
+
+def loader_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The `load_dataset` keyword arguments given on the command line."""
+    options = {dest: getattr(args, f"load_{dest}") for dest, _ in LOADER_FLAGS.values()
+               if getattr(args, f"load_{dest}", None) is not None}
+    if getattr(args, "load_no_cache", False):
+        options["cache"] = False
+    return options
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="list, fetch and inspect datasets",
+                                   description=__doc__)
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("list", help="named datasets and whether they are fetched")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("fetch", help="fetch a named dataset into RECLLM_HOME")
+    p.add_argument("name")
+    p.add_argument("--force", action="store_true", help="fetch again even if a copy exists")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_fetch)
+
+    p = sub.add_parser("stats", help="load a dataset (name or path) and print its statistics")
+    p.add_argument("dataset", metavar="NAME_OR_PATH")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    add_loader_arguments(p)
+    p.set_defaults(func=run_stats)
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from recllm.commands._output import print_json, print_table
+    from recllm.data.fetch import dataset_dir
+    from recllm.data.registry import DATASETS
+
+    rows = []
+    for spec in DATASETS.values():
+        manifest = dataset_dir(spec.name) / "source.json"
+        rows.append({"name": spec.name, "fetched": manifest.exists(), "domain": spec.domain,
+                     "sources": len(spec.sources), "description": spec.description})
+    if args.json:
+        print_json(rows)
+    else:
+        print_table(rows, ["name", "fetched", "domain", "sources", "description"])
+    return 0
+
+
+def run_fetch(args: argparse.Namespace) -> int:
+    from recllm.commands._output import print_json
+    from recllm.data.fetch import fetch
+
+    got = fetch(args.name, force=args.force)
+    if args.json:
+        print_json({"name": got.name, "path": str(got.path), "format": got.format,
+                    "source": got.source, "cached": got.cached})
+    else:
+        state = "already fetched" if got.cached else "fetched"
+        print(f"{got.name}: {state} from {got.source}\n  {got.path}")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import time
+
+    from recllm.commands._output import print_json, print_table
+    from recllm.data import leave_one_out, load_dataset
+
+    started = time.perf_counter()
+    dataset = load_dataset(args.dataset, **loader_options(args))
+    stats = dataset.stats()
+    stats["load_seconds"] = round(time.perf_counter() - started, 3)
+    inter = dataset.interactions
+    per_user = inter.groupby("user_id", sort=False).size()
+    stats["history_length"] = {"min": int(per_user.min()), "median": float(per_user.median()),
+                               "max": int(per_user.max())}
+    stats["time_range"] = [int(inter["timestamp"].min()), int(inter["timestamp"].max())]
+    if stats["rated"]:
+        stats["rating_counts"] = {str(k): int(v) for k, v in inter["rating"].value_counts().sort_index().items()}
+    split = leave_one_out(dataset)
+    stats["leave_one_out"] = split.summary()
+    stats["meta"] = dataset.meta
+    if args.json:
+        print_json(stats)
+        return 0
+    keys = ["name", "domain", "users", "items", "catalog_items", "interactions", "density",
+            "interactions_per_user", "rated", "source", "load_seconds"]
+    print_table([{"field": k, "value": stats[k]} for k in keys])
+    h = stats["history_length"]
+    print(f"\nper-user interactions: min {h['min']}, median {h['median']:g}, max {h['max']}")
+    print(f"leave-one-out: {len(split.test):,} test users, {len(split.valid):,} validation users, "
+          f"{split.skipped:,} skipped")
+    return 0

@@ -1,0 +1,148 @@
+"""Evaluation splits: per user, what the model may see (history) and what it must find (target).
+
+Both splits read interactions in the dataset's chronological order (user, timestamp, then
+source row order), so the same data always gives the same cases.
+
+- `leave_one_out`: test target = the user's last interaction, history = everything before it;
+  validation target = the second to last, history = everything before that.
+- `temporal_split`: one global cutoff time; test target = the user's first interaction at or
+  after the cutoff (`targets` = all of them), history = everything before the cutoff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recllm.data.schema import RecDataset, UserCase
+from recllm.errors import RecllmError
+
+
+@dataclass
+class Split:
+    """Test and validation cases, and how many users had too little history to get one."""
+
+    test: list[UserCase]
+    valid: list[UserCase]
+    skipped: int = 0  # users dropped from `test` (history shorter than min_history)
+    skipped_valid: int = 0  # users without a validation case
+    protocol: str = "leave_one_out"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        return {"protocol": self.protocol, **self.params, "test_users": len(self.test),
+                "valid_users": len(self.valid), "skipped": self.skipped,
+                "skipped_valid": self.skipped_valid,
+                "truncated_users": sum(1 for c in self.test if c.truncated)}
+
+
+def _user_blocks(inter: pd.DataFrame):
+    """Arrays of the chronologically ordered interactions and each user's [start, end) block."""
+    users = inter["user_id"].to_numpy()
+    times = inter["timestamp"].to_numpy()
+    change = np.flatnonzero(users[1:] != users[:-1]) + 1
+    starts = np.concatenate([[0], change]) if len(users) else np.array([], dtype=np.int64)
+    ends = np.concatenate([change, [len(users)]]) if len(users) else np.array([], dtype=np.int64)
+    ordered = len(set(users[starts])) == len(starts) and bool(
+        np.all((np.diff(times) >= 0) | np.isin(np.arange(1, len(times)), change)))
+    if not ordered:  # not a load_dataset result: sort stably, keeping row order for ties
+        inter = inter.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+        return _user_blocks(inter)
+    return (users, inter["item_id"].to_numpy(), inter["rating"].to_numpy(dtype=np.float64),
+            times.astype(np.int64), starts, ends)
+
+
+def _case(user, items, ratings, times, lo: int, hi: int, target: int, max_history: int | None,
+          targets: tuple[str, ...] = ()) -> UserCase:
+    """History = rows [lo, hi), most recent `max_history` kept; target = row `target`."""
+    cut = max(0, hi - lo - max_history) if max_history is not None else 0
+    lo += cut
+    return UserCase(
+        user_id=str(user), history=tuple(items[lo:hi].tolist()), ratings=tuple(ratings[lo:hi].tolist()),
+        timestamps=tuple(times[lo:hi].tolist()), target=str(items[target]),
+        target_timestamp=int(times[target]), truncated=cut, targets=targets,
+    )
+
+
+def _check(max_history: int | None, min_history: int) -> None:
+    if max_history is not None and max_history < 1:
+        raise RecllmError(f"max_history must be at least 1, got {max_history}")
+    if min_history < 0:
+        raise RecllmError(f"min_history must be at least 0, got {min_history}")
+
+
+def leave_one_out(dataset: RecDataset | pd.DataFrame, *, max_history: int | None = None,
+                  min_history: int = 1) -> Split:
+    """Per user: last interaction = test target, second to last = validation target.
+
+    A user needs `min_history` items before a target to get that case; the rest are counted
+    in `skipped` / `skipped_valid`. `max_history` keeps only the most recent items of each
+    history and records how many were cut in `UserCase.truncated`.
+    """
+    _check(max_history, min_history)
+    inter = dataset.interactions if isinstance(dataset, RecDataset) else dataset
+    users, items, ratings, times, starts, ends = _user_blocks(inter)
+    test, valid, skipped, skipped_valid = [], [], 0, 0
+    for lo, hi in zip(starts.tolist(), ends.tolist()):
+        user = users[lo]
+        if hi - lo - 1 >= min_history:
+            test.append(_case(user, items, ratings, times, lo, hi - 1, hi - 1, max_history))
+        else:
+            skipped += 1
+        if hi - lo - 2 >= min_history and hi - lo >= 2:
+            valid.append(_case(user, items, ratings, times, lo, hi - 2, hi - 2, max_history))
+        else:
+            skipped_valid += 1
+    params = {"max_history": max_history, "min_history": min_history}
+    return Split(test, valid, skipped, skipped_valid, "leave_one_out", params)
+
+
+def resolve_cutoff(inter: pd.DataFrame, cutoff: int | float | str) -> int:
+    """Seconds since the epoch from a timestamp, a date string, or a fraction in (0, 1)
+    (that quantile of all interaction times: 0.9 puts the last 10% of time after it)."""
+    if isinstance(cutoff, str):
+        try:
+            when = datetime.fromisoformat(cutoff)
+        except ValueError:
+            raise RecllmError(f"cutoff {cutoff!r} is not a date", hint="use e.g. 2002-01-01 or a Unix time") from None
+        when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+        return int(when.timestamp())
+    if isinstance(cutoff, float) and 0 < cutoff < 1:
+        return int(np.quantile(inter["timestamp"].to_numpy(), cutoff, method="higher"))
+    return int(cutoff)
+
+
+def temporal_split(dataset: RecDataset | pd.DataFrame, cutoff: int | float | str, *,
+                   max_history: int | None = None, min_history: int = 1) -> Split:
+    """One global cutoff time for everybody (no peeking at the future of other users).
+
+    Test: users with an interaction at or after the cutoff; history = their interactions
+    before it; target = the first one after it, `targets` = all of them (repeats removed).
+    Validation: leave-one-out inside each test user's pre-cutoff history.
+    """
+    _check(max_history, min_history)
+    inter = dataset.interactions if isinstance(dataset, RecDataset) else dataset
+    at = resolve_cutoff(inter, cutoff)
+    users, items, ratings, times, starts, ends = _user_blocks(inter)
+    test, valid, skipped, skipped_valid, no_future = [], [], 0, 0, 0
+    for lo, hi in zip(starts.tolist(), ends.tolist()):
+        split = lo + int(np.searchsorted(times[lo:hi], at, side="left"))
+        if split == hi:
+            no_future += 1
+            continue
+        if split - lo < min_history:
+            skipped += 1
+            continue
+        future = tuple(dict.fromkeys(items[split:hi].tolist()))
+        test.append(_case(users[lo], items, ratings, times, lo, split, split, max_history, future))
+        if split - lo - 1 >= min_history and split > lo:
+            valid.append(_case(users[lo], items, ratings, times, lo, split - 1, split - 1, max_history))
+        else:
+            skipped_valid += 1
+    params = {"cutoff": at, "max_history": max_history, "min_history": min_history,
+              "users_without_future": no_future}
+    return Split(test, valid, skipped, skipped_valid, "temporal", params)
