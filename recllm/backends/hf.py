@@ -156,8 +156,8 @@ class TransformersBackend(Backend):
                           num_return_sequences=params.n)
             if params.seed is not None:
                 torch.manual_seed(params.seed)  # reproducible for the same batch composition
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)
+        if params.stop and self._stop_criteria_work(params.stop):
+            kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)  # ends rows early
         started = time.perf_counter()
         with torch.inference_mode():
             output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
@@ -180,6 +180,17 @@ class TransformersBackend(Backend):
             results.append(GenerationResult(texts, prompt_tokens=len(ids), completion_tokens=sum(counts),
                                             seconds=seconds, finish_reason=reasons[0]))
         return results
+
+    def _stop_criteria_work(self, stop: tuple[str, ...]) -> bool:
+        """transformers' StopStringCriteria cannot map every tokenizer's vocabulary (it fails on
+        some word-level ones); then we only cut at the stop string after generation."""
+        from transformers import StopStringCriteria
+
+        try:
+            StopStringCriteria(self._tokenizer, list(stop))
+            return True
+        except Exception:  # noqa: BLE001
+            return False
 
     def close(self) -> None:
         self._model = self._tokenizer = None

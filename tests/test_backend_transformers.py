@@ -1,0 +1,105 @@
+"""The transformers backend on a tiny random Llama built offline: batching must not change
+answers, order is kept, no double BOS, stop strings, caps, and per-request failures."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from tiny_llm import build_tiny_model  # noqa: E402
+
+from recllm.backends import GenerationRequest, SamplingParams, get_backend  # noqa: E402
+from recllm.errors import RecllmError  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+def chat(text: str, key: str | None = None, **params) -> GenerationRequest:
+    return GenerationRequest(messages=({"role": "user", "content": text},), key=key,
+                             params=SamplingParams(**({"max_tokens": 6} | params)))
+
+
+PROMPTS = ["recommend movies like heat", "heat fargo star wars the a of and 1 2 3 4 5",
+           "toy story", "user watched heat and fargo and star wars . recommend 5 titles", "a"]
+
+
+def test_batched_equals_one_at_a_time_and_keeps_order(tiny_folder):
+    batched = get_backend("transformers", model=str(tiny_folder), batch_size=8)
+    single = get_backend("transformers", model=str(tiny_folder), batch_size=1)
+    requests = [chat(p, key=str(i)) for i, p in enumerate(PROMPTS)]
+    a, b = batched.generate(requests), single.generate(requests)
+    assert [r.text for r in a] == [r.text for r in b]  # left padding + attention mask: no leakage
+    assert [r.prompt_tokens for r in a] == [batched.count_tokens(r) for r in requests]
+    assert all(r.error is None and r.completion_tokens <= 6 for r in a)
+    # Order is the caller's, not the length-sorted one: lengths differ, so a swap would show.
+    assert len({r.prompt_tokens for r in a}) == len(PROMPTS)
+
+
+def test_chat_template_is_applied_without_double_bos(tiny_folder):
+    backend = get_backend("transformers", model=str(tiny_folder))
+    ids = backend.encode(chat("toy story"))
+    tok = backend._tokenizer
+    assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
+    assert backend.render(chat("toy story")).endswith("<|im_start|>assistant\n")
+    # A raw prompt (base-model templates) gets exactly the tokenizer's own BOS.
+    raw = backend.encode(GenerationRequest(prompt="toy story"))
+    assert raw[0] == tok.bos_token_id and raw.count(tok.bos_token_id) == 1
+
+
+def test_endless_answer_is_capped_by_max_tokens(tiny_folder):
+    backend = get_backend("transformers", model=str(tiny_folder), max_new_tokens=4)
+    result = backend.generate([chat("recommend", max_tokens=50)])[0]
+    assert result.completion_tokens <= 4
+    if result.completion_tokens == 4:
+        assert result.finish_reason == "length"
+
+
+def test_stop_string_truncates(tiny_folder):
+    backend = get_backend("transformers", model=str(tiny_folder))
+    free = backend.generate([chat("heat", max_tokens=8)])[0].text
+    assert free, "the random model should say something"
+    stop = free.split()[1] if len(free.split()) > 1 else free.split()[0]
+    cut = backend.generate([chat("heat", max_tokens=8, stop=(stop,))])[0]
+    assert stop not in cut.text and free.startswith(cut.text)
+    assert cut.finish_reason == "stop"
+
+
+def test_seeded_sampling_is_reproducible_and_n_answers(tiny_folder):
+    backend = get_backend("transformers", model=str(tiny_folder))
+    req = chat("heat", max_tokens=8, temperature=1.0, seed=7, n=3)
+    first, second = backend.generate([req])[0], backend.generate([req])[0]
+    assert len(first.texts) == 3 and first.texts == second.texts
+
+
+def test_too_long_prompt_is_a_recorded_failure_and_others_go_on(tiny_folder):
+    backend = get_backend("transformers", model=str(tiny_folder))
+    long = chat(" ".join(["heat"] * 400))  # the tiny model's context is 256
+    out = backend.generate([chat("heat"), long, chat("fargo")])
+    assert out[1].error and "context" in out[1].error and out[1].texts == []
+    assert out[0].error is None and out[2].error is None
+
+
+def test_missing_chat_template_and_missing_pad_token(tmp_path):
+    folder = build_tiny_model(tmp_path / "base", chat_template=None, with_pad=False)
+    backend = get_backend("transformers", model=str(folder))
+    out = backend.generate([chat("heat"), GenerationRequest(prompt="heat fargo", params=SamplingParams(max_tokens=3))])
+    assert "no chat template" in out[0].error
+    assert out[1].error is None and backend._tokenizer.pad_token is not None
+
+
+def test_model_folder_missing_files_is_a_clear_error(tmp_path, tiny_folder):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((tiny_folder / "config.json").read_text())
+    with pytest.raises(RecllmError, match="missing.*weights.*tokenizer"):
+        get_backend("transformers", model=str(broken))
+
+
+def test_unknown_option_suggests_the_right_one(tiny_folder):
+    with pytest.raises(RecllmError, match="did you mean 'batch_size'"):
+        get_backend("transformers", model=str(tiny_folder), batchsize=4)

@@ -1,0 +1,114 @@
+"""The response cache: keys change with everything that changes an answer, a re-run sends
+nothing, sampled answers need a seed, and writes survive a killed process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from recllm.backends import GenerationRequest, GenerationResult, SamplingParams
+from recllm.backends.base import Backend
+from recllm.cache import CachedBackend, ResponseCache, cache_key, default_path
+
+
+class CountingBackend(Backend):
+    """Echoes the prompt and counts what reaches it."""
+
+    name = "counting"
+
+    def __init__(self, model="m"):
+        self.model, self.sent = model, 0
+
+    def identity(self):
+        return {"engine": self.name, "model": self.model, "revision": "r1"}
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self.sent += len(requests)
+        return [GenerationResult([f"answer to {r.prompt}"], prompt_tokens=3, completion_tokens=2, seconds=0.5,
+                                 error="boom" if r.prompt == "fail" else None) for r in requests]
+
+
+def prompts(*texts, **params):
+    return [GenerationRequest(prompt=t, key=str(i), params=SamplingParams(**params)) for i, t in enumerate(texts)]
+
+
+def test_rerun_sends_zero_requests(tmp_path):
+    inner = CountingBackend()
+    backend = CachedBackend(inner, tmp_path / "c.sqlite")
+    first = backend.generate(prompts("a", "b", "c"))
+    assert inner.sent == 3 and not any(r.cached for r in first)
+    again = CachedBackend(inner, tmp_path / "c.sqlite")  # a new process would open it like this
+    second = again.generate(prompts("a", "b", "c"))
+    assert inner.sent == 3
+    assert [r.text for r in second] == [r.text for r in first] and all(r.cached for r in second)
+    assert second[0].completion_tokens == 2 and again.stats.hits == 3
+
+
+def test_only_misses_are_sent_and_order_is_kept(tmp_path):
+    inner = CountingBackend()
+    backend = CachedBackend(inner, tmp_path / "c.sqlite")
+    backend.generate(prompts("b"))
+    out = backend.generate(prompts("a", "b", "c"))
+    assert inner.sent == 3  # 1 + the two misses
+    assert [r.text for r in out] == ["answer to a", "answer to b", "answer to c"]
+    assert [r.cached for r in out] == [False, True, False]
+
+
+def test_errors_are_not_cached(tmp_path):
+    inner = CountingBackend()
+    backend = CachedBackend(inner, tmp_path / "c.sqlite")
+    backend.generate(prompts("fail"))
+    backend.generate(prompts("fail"))
+    assert inner.sent == 2
+
+
+def test_sampled_answers_are_cached_only_with_a_seed(tmp_path):
+    inner = CountingBackend()
+    backend = CachedBackend(inner, tmp_path / "c.sqlite")
+    for _ in range(2):
+        backend.generate(prompts("a", temperature=0.7))
+    assert inner.sent == 2 and backend.stats.uncacheable == 2
+    for _ in range(2):
+        backend.generate(prompts("a", temperature=0.7, seed=1))
+    assert inner.sent == 3
+
+
+def test_key_covers_identity_messages_and_params():
+    ident = {"engine": "e", "model": "m", "revision": "r"}
+    base = GenerationRequest(messages=({"role": "user", "content": "hi"},))
+    k = cache_key(ident, base)
+    assert k == cache_key(dict(ident), GenerationRequest(messages=({"content": "hi", "role": "user"},), key="x"))
+    variants = [
+        cache_key(ident | {"revision": "r2"}, base),
+        cache_key(ident | {"model": "m2"}, base),
+        cache_key(ident, GenerationRequest(messages=({"role": "user", "content": "hi!"},))),
+        cache_key(ident, GenerationRequest(prompt="hi")),
+        cache_key(ident, GenerationRequest(messages=base.messages, params=SamplingParams(max_tokens=9))),
+        cache_key(ident, GenerationRequest(messages=base.messages, params=SamplingParams(stop=("\n",)))),
+        cache_key(ident, GenerationRequest(messages=base.messages, structured={"choice": ["a"]})),
+    ]
+    assert len({k, *variants}) == len(variants) + 1
+
+
+def test_default_location_is_under_recllm_home(recllm_home):
+    assert default_path().is_relative_to(recllm_home)
+    cache = ResponseCache()
+    assert len(cache) == 0 and cache.path.exists()
+
+
+def test_writes_survive_a_killed_process(tmp_path):
+    """A child writes one answer and is killed with os._exit before any clean shutdown."""
+    path = tmp_path / "c.sqlite"
+    code = f"""
+import os, sys
+sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parent)!r})
+from test_cache import CountingBackend, prompts
+from recllm.cache import CachedBackend
+CachedBackend(CountingBackend(), {str(path)!r}).generate(prompts("a"))
+os._exit(9)
+"""
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 9
+    inner = CountingBackend()
+    out = CachedBackend(inner, path).generate(prompts("a"))
+    assert inner.sent == 0 and out[0].cached
