@@ -1,0 +1,324 @@
+"""Titles -> catalog item ids: exact lookup on the shared title key, fuzzy only for misses.
+
+    matcher = TitleMatcher({"3": "Usual Suspects, The (1995)", "4": "Heat (1995)", "9": "Heat (1986)"})
+    matcher.match(["usual suspects", "Heat (1986)", "Heet (1995)", "Not A Movie"])
+    -> [Match("3", ..., 100.0, "exact"), Match("9", ...), Match("4", ..., 88.9, "fuzzy"), None]
+
+Order of evidence: the normalized key (`recllm.data.titles.title_key`, shared with the data
+layer) of the display title and of every alternate title; then the part before a subtitle
+colon ("Star Wars" -> "Star Wars: Episode IV - A New Hope"); then rapidfuzz's normalized Indel
+similarity (`fuzz.ratio`) over the few hundred keys a trigram index proposes. The fuzzy cutoff
+is high on purpose: a title that is not in the catalog must come back None, not as a
+look-alike. Several items under one key (remakes, duplicate rows) are told apart by the year
+the answer gave; without one, `tie_break` decides.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from rapidfuzz import fuzz, process
+
+from recllm.data.titles import split_title, split_year, title_key
+from recllm.errors import RecllmError
+from recllm.grounding.index import GramIndex
+
+TieBreak = Literal["popular", "first", "latest", "earliest"]
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+          "xi": "11", "xii": "12", "xiii": "13"}
+_DIGITS = re.compile(r"\d+")
+
+
+@dataclass(frozen=True)
+class Match:
+    """A title grounded to a catalog item. `score` is 100 for key matches, else fuzz.ratio."""
+
+    item_id: str
+    title: str
+    score: float
+    method: str = "exact"  # exact | alias | fuzzy | embedding
+
+
+def match_key(text: str) -> str:
+    """`title_key` plus Roman sequel numbers as digits ("Rocky II" == "Rocky 2")."""
+    key = title_key(text)
+    if not key:  # a title of punctuation only ("!!!") still deserves a key
+        key = " ".join(split_year(text)[0].lower().split())
+    if "i" in key or "v" in key or "x" in key:
+        words = key.split()
+        if any(w in _ROMAN for w in words):
+            key = " ".join(_ROMAN.get(w, w) for w in words)
+    return key
+
+
+_EPISODE = re.compile(r"^(.*?):\s*(?:Episode|Part|Chapter|Volume|Vol\.?|Book)\s+[\w.]+\s*[-–—:]\s*(.+)$")
+
+
+def _aliases(display: str) -> tuple[str, ...]:
+    """Short names for a subtitled title, consulted only after every full key misses:
+    "Star Wars: Episode V - The Empire Strikes Back" -> "star wars", "empire strikes back",
+    "star wars empire strikes back"; "Dr. Strangelove or: How I ..." -> "dr strangelove"."""
+    if ":" not in display:
+        return ()
+    head = re.sub(r"\s+or$", "", display.split(":", 1)[0].strip())
+    names = [head]
+    episode = _EPISODE.match(display)
+    if episode:
+        names += [episode.group(2), f"{episode.group(1)} {episode.group(2)}"]
+    keys = [match_key(n) for n in names]
+    return tuple(k for i, k in enumerate(keys) if len(k) >= 4 and k not in keys[:i])
+
+
+def query_year(text: str) -> int | None:
+    return split_year(text)[1]
+
+
+class TitleMatcher:
+    """Grounds free-text titles to the item ids of a catalog.
+
+    titles: item_id -> title, raw ("Usual Suspects, The (1995)") or display; a year and
+        alternate titles in parentheses are read from it unless `years` gives the year.
+    years / alternates / popularity: optional per-item year, extra names, and a popularity
+        (e.g. training interaction counts) used by `tie_break="popular"`.
+    cutoff: minimum fuzz.ratio (0-100) of a fuzzy match; 100 turns fuzzy matching off.
+    tie_break: which of several items sharing a title wins when the answer gave no year (or
+        two are equally close to it): "popular" (falls back to "first" without popularity),
+        "first" (catalog order), "latest" or "earliest" (by year).
+    subtitle_aliases: also answer to the part before a subtitle colon ("Star Wars").
+    """
+
+    def __init__(
+        self,
+        titles: Mapping[str, str],
+        *,
+        years: Mapping[str, int | None] | None = None,
+        alternates: Mapping[str, Sequence[str]] | None = None,
+        popularity: Mapping[str, float] | None = None,
+        cutoff: float = 88.0,
+        tie_break: TieBreak = "popular",
+        year_tolerance: int = 1,
+        subtitle_aliases: bool = True,
+        max_candidates: int = 256,
+        posting_budget: int = 20_000,
+        cache_size: int = 100_000,
+    ):
+        if not titles:
+            raise RecllmError("cannot match titles against an empty catalog",
+                              hint="load a dataset whose catalog has items with titles")
+        if tie_break not in ("popular", "first", "latest", "earliest"):
+            raise RecllmError(f"unknown tie_break {tie_break!r}",
+                              hint="use one of: popular, first, latest, earliest")
+        if not 0 <= cutoff <= 100:
+            raise RecllmError(f"cutoff must be within 0..100, got {cutoff}")
+        self.cutoff, self.tie_break, self.year_tolerance = float(cutoff), tie_break, year_tolerance
+        self.max_candidates, self.posting_budget, self.cache_size = max_candidates, posting_budget, cache_size
+        self.ids: list[str] = []
+        self.titles: list[str] = []
+        self.years: list[int | None] = []
+        self.popularity: list[float] = []
+        self.item_keys: list[tuple[int, ...]] = []
+        self.keys: list[str] = []  # unique match keys; index = key id
+        self.key_items: list[list[int]] = []  # key id -> item indices, catalog order
+        self._key_id: dict[str, int] = {}
+        self._alias: dict[str, list[int]] = {}
+        self.item_alias: list[tuple[str, ...]] = []
+        for idx, (item_id, title) in enumerate(titles.items()):
+            title = "" if title is None else str(title)
+            parts = split_title(title)
+            year = years.get(item_id) if years is not None else parts.year
+            names = [parts.display, *parts.alternates, *((alternates or {}).get(item_id) or ())]
+            self.ids.append(str(item_id))
+            self.titles.append(title)
+            self.years.append(None if year is None or year != year else int(year))
+            self.popularity.append(float((popularity or {}).get(item_id, 0.0)))
+            own: list[int] = []
+            for name in names:
+                key = match_key(name)
+                if not key:
+                    continue
+                kid = self._key_id.get(key)
+                if kid is None:
+                    kid = self._key_id[key] = len(self.keys)
+                    self.keys.append(key)
+                    self.key_items.append([])
+                if kid not in own:
+                    own.append(kid)
+                    self.key_items[kid].append(idx)
+            self.item_keys.append(tuple(own))
+            own_aliases = _aliases(parts.display) if subtitle_aliases else ()
+            for alias in own_aliases:
+                self._alias.setdefault(alias, []).append(idx)
+            self.item_alias.append(own_aliases)
+        self.has_popularity = popularity is not None
+        self.index = GramIndex(self.keys) if self.cutoff < 100 else None
+        self._cache: dict[str, Match | None] = {}
+
+    @classmethod
+    def from_catalog(cls, catalog, **options) -> TitleMatcher:
+        """A matcher over a `recllm.data.schema.Catalog`: raw titles for alternates, the year column."""
+        table = catalog.table
+        source = table["raw_title"] if "raw_title" in table.columns else table["title"]
+        titles = {str(i): (r if isinstance(r, str) and r else t)
+                  for i, r, t in zip(table.index, source, table["title"])}
+        if "year" in table.columns and "years" not in options:
+            options["years"] = {str(i): (None if y is None or y != y else int(y))
+                                for i, y in zip(table.index, table["year"].astype("object"))}
+        if "alternates" in table.columns and "alternates" not in options:
+            options["alternates"] = {str(i): [a for a in (alts or ()) if isinstance(a, str)]
+                                     for i, alts in zip(table.index, table["alternates"])
+                                     if isinstance(alts, (list, tuple)) or hasattr(alts, "tolist")}
+        matcher = cls(titles, **options)
+        matcher.titles = [str(t) for t in table["title"]]  # Match.title: the display title
+        return matcher
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    # ------------------------------------------------------------------ matching
+
+    def match(self, titles: Iterable[str], *, within: Iterable[str] | None = None) -> list[Match | None]:
+        """The catalog item of each title, or None; `within` restricts to those item ids."""
+        if within is not None:
+            return self.restrict(within).match(titles)
+        return [self.match_one(t) for t in titles]
+
+    def match_one(self, title: str, *, fuzzy: bool = True) -> Match | None:
+        cached = self._cache.get(title) if fuzzy else None
+        if cached is not None or (fuzzy and title in self._cache):
+            return cached
+        result = self._lookup(title, fuzzy)
+        if fuzzy:
+            if len(self._cache) >= self.cache_size:
+                self._cache.clear()
+            self._cache[title] = result
+        return result
+
+    def _lookup(self, title: str, fuzzy: bool) -> Match | None:
+        key, year = match_key(title), query_year(title)
+        if not key:
+            return None
+        kid = self._key_id.get(key)
+        if kid is not None:
+            return self._make(self._resolve(self.key_items[kid], year), 100.0, "exact")
+        alias = self._alias.get(key)
+        if alias:
+            return self._make(self._resolve(alias, year), 100.0, "alias")
+        if fuzzy and self.cutoff < 100:
+            return self._fuzzy(key, year)
+        return None
+
+    def _fuzzy(self, key: str, year: int | None) -> Match | None:
+        # Indel distance allowed by the cutoff, in edit operations (each touches <= 3 trigrams).
+        if self.index is None:  # a restricted matcher: few keys, scan them all
+            cand = list(range(len(self.keys)))
+        else:
+            max_edits = max(1, int((1 - self.cutoff / 100) * 2 * len(key)))
+            cand = self.index.candidates(key, max_edits=max_edits, budget=self.posting_budget,
+                                         limit=self.max_candidates).tolist()
+        if not cand:
+            return None
+        choices = [self.keys[i] for i in cand]
+        hits = process.extract(key, choices, scorer=fuzz.ratio, processor=None,
+                               score_cutoff=self.cutoff, limit=8)
+        best, best_score = None, -1.0
+        digits = _DIGITS.findall(key)
+        for _, score, pos in hits:
+            kid = int(cand[pos])
+            if _DIGITS.findall(self.keys[kid]) != digits:
+                continue  # "Toy Story 4" is not "Toy Story 3", however similar the strings
+            items = self.key_items[kid]
+            if year is not None and not any(
+                self.years[i] is not None and abs(self.years[i] - year) <= self.year_tolerance
+                for i in items
+            ) and any(self.years[i] is not None for i in items):
+                score -= 10.0  # a look-alike from another year is probably another work
+                if score < self.cutoff:
+                    continue
+            if score > best_score:
+                best, best_score = self._resolve(items, year), score
+        return None if best is None else self._make(best, round(best_score, 2), "fuzzy")
+
+    def _resolve(self, items: list[int], year: int | None) -> int:
+        """One item of several sharing a key: closest year, then `tie_break`."""
+        if len(items) == 1:
+            return items[0]
+        pool = items
+        if year is not None:
+            dist = [abs(self.years[i] - year) if self.years[i] is not None else 10**6 for i in items]
+            closest = min(dist)
+            if closest < 10**6:
+                pool = [i for i, d in zip(items, dist) if d == closest]
+                if len(pool) == 1:
+                    return pool[0]
+        mode = self.tie_break
+        if mode == "popular" and self.has_popularity:
+            return max(pool, key=lambda i: (self.popularity[i], -i))
+        if mode in ("latest", "earliest"):
+            known = [i for i in pool if self.years[i] is not None]
+            if known:
+                return max(known, key=lambda i: self.years[i] if mode == "latest" else -self.years[i])
+        return pool[0]
+
+    def _make(self, idx: int, score: float, method: str) -> Match:
+        return Match(self.ids[idx], self.titles[idx], score, method)
+
+    # ------------------------------------------------------------------ restricted mode
+
+    def restrict(self, item_ids: Iterable[str]) -> TitleMatcher:
+        """A matcher over just these items (a ranking prompt's candidates), same options.
+
+        Built from this matcher's keys in microseconds; fuzzy matching scans all its keys.
+        """
+        pos = self._positions()
+        idxs: list[int] = []
+        for item_id in item_ids:
+            i = pos.get(str(item_id))
+            if i is None:
+                raise RecllmError(f"candidate item {item_id!r} is not in the catalog",
+                                  hint="candidates must be item ids of the catalog the matcher was built on")
+            if i not in idxs:
+                idxs.append(i)
+        if not idxs:
+            raise RecllmError("restricted matching needs at least one candidate item")
+        sub = object.__new__(TitleMatcher)
+        sub.__dict__.update(self.__dict__)
+        sub.ids = [self.ids[i] for i in idxs]
+        sub.titles = [self.titles[i] for i in idxs]
+        sub.years = [self.years[i] for i in idxs]
+        sub.popularity = [self.popularity[i] for i in idxs]
+        sub.item_alias = [self.item_alias[i] for i in idxs]
+        sub.keys, sub.key_items, sub._key_id, sub.item_keys, sub._alias = [], [], {}, [], {}
+        for new, old in enumerate(idxs):
+            own = []
+            for kid in self.item_keys[old]:
+                key = self.keys[kid]
+                nk = sub._key_id.get(key)
+                if nk is None:
+                    nk = sub._key_id[key] = len(sub.keys)
+                    sub.keys.append(key)
+                    sub.key_items.append([])
+                sub.key_items[nk].append(new)
+                own.append(nk)
+            sub.item_keys.append(tuple(own))
+            for alias in sub.item_alias[new]:
+                sub._alias.setdefault(alias, []).append(new)
+        sub.index, sub._cache, sub.cache_size = None, {}, 1_000
+        sub.__dict__.pop("_pos", None)
+        return sub
+
+    def _positions(self) -> dict[str, int]:
+        if not hasattr(self, "_pos"):
+            self._pos = {item_id: i for i, item_id in enumerate(self.ids)}
+        return self._pos
+
+    def stats(self) -> dict:
+        """Index size and ambiguity: how many keys name more than one item."""
+        return {
+            "items": len(self.ids), "keys": len(self.keys),
+            "ambiguous_keys": sum(len(v) > 1 for v in self.key_items),
+            "aliases": len(self._alias),
+            "index_mb": round(self.index.nbytes / 2**20, 1) if self.index is not None else 0.0,
+        }
