@@ -1,0 +1,182 @@
+"""The openai backend against a fake OpenAI-compatible server on 127.0.0.1 that misbehaves on
+cue: 500 then success, 429 with Retry-After, timeouts, garbage JSON, dropped connections."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from recllm.backends import GenerationRequest, SamplingParams, get_backend
+from recllm.errors import RecllmError
+
+
+class FakeServer:
+    """Serves queued actions in order; once the queue is empty every call succeeds."""
+
+    def __init__(self):
+        self.actions: list[str] = []
+        self.bodies: list[dict] = []
+        self.lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                with outer.lock:
+                    outer.bodies.append(body)
+                    action = outer.actions.pop(0) if outer.actions else "ok"
+                if action == "drop":
+                    self.close_connection = True
+                    return
+                if action == "slow":
+                    time.sleep(1.5)
+                if action.isdigit():
+                    return self.reply(int(action), b'{"error": "busy"}', {"Retry-After": "0"})
+                if action == "garbage":
+                    return self.reply(200, b"<html>502 proxy error</html>")
+                if action == "nochoices":
+                    return self.reply(200, b'{"id": "x", "choices": []}')
+                if action == "nocontent":
+                    return self.reply(200, json.dumps({"choices": [{"message": {"role": "assistant"}}]}).encode())
+                n = body.get("n", 1) if action != "one" else 1
+                prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
+                text = f"echo {prompt} STOP tail"
+                choice = ({"message": {"role": "assistant", "content": text}} if "messages" in body
+                          else {"text": text})
+                out = {"choices": [choice | {"index": i, "finish_reason": "stop"} for i in range(n)],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 4}}
+                self.reply(200, json.dumps(out).encode())
+
+            def reply(self, status, payload, headers=None):
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = FakeServer()
+    yield s
+    s.close()
+
+
+def backend(server, **kw):
+    opts = {"model": "m", "base_url": server.url, "backoff": 0.0, "max_retries": 2, "timeout": 5.0} | kw
+    return get_backend("openai", **opts)
+
+
+def chat(text, **params):
+    return GenerationRequest(messages=({"role": "user", "content": text},), params=SamplingParams(**params))
+
+
+def test_chat_and_completions_bodies_and_stop(server):
+    b = backend(server)
+    out = b.generate([chat("hi", stop=(" STOP",), seed=3, max_tokens=7),
+                      GenerationRequest(prompt="go", params=SamplingParams(stop=(" STOP",)))])
+    assert [r.text for r in out] == ["echo hi", "echo go"]
+    assert out[0].prompt_tokens == 5 and out[0].completion_tokens == 4 and out[0].finish_reason == "stop"
+    chat_body = next(x for x in server.bodies if "messages" in x)
+    assert chat_body["max_tokens"] == 7 and chat_body["seed"] == 3 and chat_body["stop"] == [" STOP"]
+    assert any("prompt" in x for x in server.bodies)
+
+
+def test_500_then_success_is_retried(server):
+    server.actions = ["500", "503"]
+    out = backend(server).generate([chat("hi")])
+    assert out[0].error is None and out[0].text.startswith("echo hi") and len(server.bodies) == 3
+
+
+def test_429_respects_retry_after_and_gives_up_bounded(server):
+    server.actions = ["429"] * 10
+    out = backend(server, max_retries=2).generate([chat("hi")])
+    assert "HTTP 429" in out[0].error and "after 3 attempts" in out[0].error and len(server.bodies) == 3
+
+
+def test_400_is_not_retried(server):
+    server.actions = ["400"]
+    out = backend(server).generate([chat("hi")])
+    assert "HTTP 400" in out[0].error and len(server.bodies) == 1
+
+
+def test_timeout_is_a_recorded_failure(server):
+    server.actions = ["slow", "slow"]  # both attempts of the first request time out
+    out = backend(server, timeout=0.3, max_retries=1, concurrency=1).generate([chat("hi"), chat("there")])
+    assert "no answer" in out[0].error and "within 0.3s" in out[0].error and "after 2 attempts" in out[0].error
+    assert out[1].text.startswith("echo there")
+
+
+def test_one_timeout_then_success(server):
+    server.actions = ["slow"]
+    out = backend(server, timeout=0.3, max_retries=1).generate([chat("hi")])
+    assert out[0].error is None and len(server.bodies) == 2
+
+
+def test_dropped_connection_is_retried(server):
+    server.actions = ["drop"]
+    out = backend(server).generate([chat("hi")])
+    assert out[0].error is None and out[0].text.startswith("echo hi")
+
+
+@pytest.mark.parametrize("action, message", [
+    ("garbage", "invalid JSON"), ("nochoices", "no choices"), ("nocontent", "lacks message.content")])
+def test_garbage_answers_are_recorded_and_others_go_on(server, action, message):
+    server.actions = [action]
+    out = backend(server, concurrency=1).generate([chat("first"), chat("second")])
+    assert message in out[0].error and out[0].texts == []
+    assert out[1].text.startswith("echo second")
+
+
+def test_refused_connection(server):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    b = get_backend("openai", model="m", base_url=f"http://127.0.0.1:{port}/v1", backoff=0.0, max_retries=1)
+    out = b.generate([chat("hi")])
+    assert "cannot connect" in out[0].error and "is the server running" in out[0].error
+
+
+def test_n_is_filled_when_the_server_ignores_it(server):
+    server.actions = ["one"]
+    out = backend(server).generate([chat("hi", n=3, temperature=0.8, seed=1)])
+    assert len(out[0].texts) == 3 and len(server.bodies) == 2 and server.bodies[1]["n"] == 2
+
+
+def test_structured_outputs_translation(server):
+    b = backend(server)
+    _, body = b.body(GenerationRequest(prompt="x", structured={"choice": ["a", "b"]}))
+    assert body["structured_outputs"] == {"choice": ["a", "b"]}
+    o = backend(server, structured_format="openai")
+    _, body = o.body(GenerationRequest(prompt="x", structured={"json": {"type": "object"}}))
+    assert body["response_format"]["json_schema"]["schema"] == {"type": "object"}
+    out = o.generate([GenerationRequest(prompt="x", structured={"regex": "a+"})])
+    assert "only a JSON schema" in out[0].error
+
+
+def test_hosted_api_needs_a_key(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(RecllmError, match="set OPENAI_API_KEY"):
+        get_backend("openai", model="gpt-4o-mini", base_url="https://api.openai.com/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert get_backend("openai", model="gpt-4o-mini", base_url="https://api.openai.com/v1").api_key == "sk-test"
