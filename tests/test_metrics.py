@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from recllm.evaluate.metrics import coverage, novelty, popularity_percentiles, ranking_metrics, user_metrics
+from recllm.evaluate.metrics import RANKING_METRICS, coverage, novelty, popularity_percentiles, ranking_metrics, user_metrics
 from recllm.evaluate.stats import bootstrap_means, bootstrap_ratio, paired_test
 
 
 def test_single_target_by_hand():
-    m = user_metrics(["a", "b", "c", "d"], {"c"}, [1, 5])
-    assert m["hit@1"] == 0 and m["hit@5"] == 1 and m["recall@5"] == 1
+    m = user_metrics(["a", "b", "c", "d"], {"c"}, [1, 5], RANKING_METRICS)
+    assert m["rank"] == 3 and m["hit@1"] == 0 and m["hit@5"] == 1 and m["recall@5"] == 1
     assert m["ndcg@5"] == pytest.approx(0.5)            # 1 / log2(3 + 1)
     assert m["mrr@5"] == pytest.approx(1 / 3)
     assert m["map@5"] == pytest.approx(1 / 3)
@@ -22,7 +22,7 @@ def test_single_target_by_hand():
 
 
 def test_multi_target_by_hand():
-    m = user_metrics(["a", "b", "c", "d", "e"], {"a", "c", "z"}, [5])
+    m = user_metrics(["a", "b", "c", "d", "e"], {"a", "c", "z"}, [5], RANKING_METRICS)
     assert m["recall@5"] == pytest.approx(2 / 3)
     assert m["precision@5"] == pytest.approx(0.4)
     idcg = 1 + 1 / math.log2(3) + 1 / math.log2(4)
@@ -32,9 +32,9 @@ def test_multi_target_by_hand():
 
 
 def test_empty_and_missing():
-    m = user_metrics([], {"x"}, [1, 10])
-    assert all(v == 0 for v in m.values())
-    m = user_metrics(["x"], {"x"}, [10])
+    m = user_metrics([], {"x"}, [1, 10], RANKING_METRICS)
+    assert m.pop("rank") is None and all(v == 0 for v in m.values())
+    m = user_metrics(["x"], {"x"}, [10], RANKING_METRICS)
     assert m["ndcg@10"] == 1 and m["precision@10"] == pytest.approx(0.1)
 
 

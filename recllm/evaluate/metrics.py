@@ -115,10 +115,18 @@ def ranking_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[Collecti
     return out
 
 
-def user_metrics(ranked: Sequence[str], relevant: Collection[str], ks: Sequence[int]) -> dict[str, float]:
-    """Every ranking metric at every k for one user (what samples.jsonl stores per user)."""
+SAMPLE_METRICS = ("hit", "ndcg", "mrr")
+
+
+def user_metrics(ranked: Sequence[str], relevant: Collection[str], ks: Sequence[int],
+                 names: Sequence[str] = SAMPLE_METRICS) -> dict[str, float | int | None]:
+    """One user's `rank` (1-based position of the first relevant item, None if absent) and
+    the `names` metrics at every k: what samples.jsonl stores per user for people to read
+    (with one target, recall = hit, map = mrr and precision = hit / k)."""
     table = ranking_metrics([ranked], [relevant], ks)
-    return {name: round(float(v[0]), 10) for name, v in table.items()}
+    rank = next((i + 1 for i, item in enumerate(ranked) if item in relevant), None)
+    return {"rank": rank, **{f"{n}@{k}": round(float(table[f"{n}@{k}"][0]), 10)
+                             for n in names for k in ks}}
 
 
 # --- beyond accuracy -----------------------------------------------------------------

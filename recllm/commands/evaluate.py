@@ -1,0 +1,112 @@
+"""`recllm eval --config eval/configs/X.yaml [overrides]`: run an evaluation (or a sweep)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def _none(text: str) -> str | None:
+    return None if text.lower() in ("none", "null", "") else text
+
+
+def _list_or(cast):
+    """A value, or a comma list (a sweep axis): '--template generate,generate-json'."""
+    def parse(text: str):
+        parts = [p.strip() for p in text.split(",")]
+        vals = [None if p.lower() in ("none", "null", "all") else cast(p) for p in parts]
+        return vals if len(vals) > 1 else vals[0]
+    return parse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="evaluate an LLM recommender next to baselines",
+                       description=__doc__)
+    p.add_argument("--config", help="YAML config (eval/configs/*.yaml); flags override it")
+    p.add_argument("--dataset", help="dataset name or path (ml-100k, ml-1m, a file ...)")
+    p.add_argument("--protocol", help="full | candidates | retrieved (comma list sweeps)")
+    p.add_argument("--model", help="model alias/folder; 'none' = baselines only")
+    p.add_argument("--backend", type=_none, help="transformers | vllm | openai | scripted")
+    p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, repeatable (e.g. path=answers.jsonl)")
+    p.add_argument("--template", help="prompt template name (comma list sweeps)")
+    p.add_argument("--users", help="number of sampled users, 'all', or a file of user ids")
+    p.add_argument("--limit", type=int, help="stop after this many users (finish with --resume)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--k", type=int, help="items asked for (full protocol)")
+    p.add_argument("--ks", help="cutoffs for metrics, e.g. 1,5,10,20")
+    p.add_argument("--negatives", help="negatives per positive (comma list sweeps)")
+    p.add_argument("--max-history", help="history items shown ('none' = all)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--output", "-o", help="run directory (default runs/NAME)")
+    p.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    p.add_argument("--retry-failed", action="store_true", help="with --resume: redo failed users")
+    p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other config key, YAML value (e.g. --set negative_sampling=popularity)")
+    p.add_argument("--json", action="store_true", help="print results as JSON")
+    p.set_defaults(func=run)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line flags as config keys (only the ones given)."""
+    import yaml
+
+    from recllm.errors import RecllmError
+
+    out: dict[str, Any] = {}
+    for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "output"):
+        value = getattr(args, key, None)
+        if value is not None:
+            out[key] = value
+    for key, cast in (("protocol", str), ("model", str), ("template", str), ("negatives", int),
+                      ("max_history", int)):
+        value = getattr(args, key, None)
+        if value is not None:  # 'none' is kept as an explicit None (e.g. baselines only)
+            out[key] = _list_or(cast)(value)
+    if args.users is not None:
+        u = args.users
+        out["users"] = None if u.lower() == "all" else int(u) if u.isdigit() else u
+    if args.ks:
+        out["ks"] = [int(x) for x in args.ks.split(",")]
+    if args.no_cache:
+        out["cache"] = False
+    if args.no_progress:
+        out["progress"] = False
+    if args.retry_failed:
+        out["retry_failed"] = True
+    for item, dest in [(s, "backend_options") for s in args.backend_option] + \
+                      [(s, None) for s in args.set]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise RecllmError(f"expected KEY=VALUE, got {item!r}", where="--set/--backend-option")
+        parsed = yaml.safe_load(value) if value else None
+        if dest:
+            out.setdefault(dest, {})[key] = parsed
+        else:
+            out[key] = parsed
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from recllm.commands._output import print_json
+    from recllm.evaluate.config import load_config
+    from recllm.evaluate.runner import run_eval
+    from recllm.report import load_runs, markdown_table
+
+    over = overrides(args)
+    cfg = load_config(args.config, {k: v for k, v in over.items() if k != "backend_options"},
+                      keep_none=[k for k, v in over.items() if v is None])
+    if "backend_options" in over:
+        cfg = cfg.model_copy(update={"backend_options": {**cfg.backend_options,
+                                                         **over["backend_options"]}})
+    log = (lambda msg: print(msg, file=sys.stderr))
+    dirs = run_eval(cfg, resume=args.resume, log=log)
+    runs = load_runs(dirs, missing_ok=True)
+    if args.json:
+        print_json([r.results for r in runs])
+    elif runs:
+        print(markdown_table(runs, ks=cfg.ks))
+    return 0

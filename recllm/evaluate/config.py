@@ -1,0 +1,156 @@
+"""The evaluation config: one typed model, YAML file < command-line flags, sweeps by lists.
+
+Any of SWEEP_KEYS may be a list in the file (or a comma list on the command line); the run
+then expands into the cross product, one sub-run each. The config hash covers everything that
+changes what is computed, and nothing that does not (output folder, batch size, limits, cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import Field, field_validator
+
+from recllm.errors import RecllmError
+from recllm.options import StrictOptions
+
+SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives")
+# Keys that do not change any sample, so a resumed run may change them.
+UNHASHED = ("output", "limit", "batch_size", "cache", "progress", "name", "retry_failed")
+DEFAULT_TEMPLATES = {"full": "generate", "candidates": "rank-sequential", "retrieved": "rank-sequential"}
+
+
+class EvalConfig(StrictOptions):
+    """Everything one evaluation run needs. See the README section "Config keys"."""
+
+    name: str | None = None
+    # data
+    dataset: str = "ml-100k"
+    dataset_options: dict[str, Any] = Field(default_factory=dict)
+    split: Literal["test", "valid"] = "test"
+    users: int | str | None = 50          # sample size, or a file of user ids; None = all
+    limit: int | None = None              # stop after this many users (resume later)
+    min_history: int = 1
+    max_history: int | None | list[int | None] = 50
+    seed: int = 0
+    # protocol
+    protocol: str | list[str] = "full"
+    k: int = 10                           # how many items the model is asked for
+    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20])
+    negatives: int | list[int] = 19
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    retriever: Literal["popularity", "itemknn"] = "popularity"
+    shuffle_candidates: bool = True
+    bootstrap: int = 0                    # extra asks with re-shuffled candidates
+    bootstrap_merge: Literal["mrr", "borda"] = "mrr"
+    exclude_history: bool = True
+    # model
+    model: str | None | list[str | None] = "smollm2-135m-instruct"
+    backend: str | None = None
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+    template: str | None | list[str | None] = None
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_prompt_tokens: int | None = None
+    matcher: dict[str, Any] = Field(default_factory=dict)
+    batch_size: int = 8
+    cache: bool = True
+    # baselines and statistics
+    baselines: list[str] = Field(default_factory=lambda: ["random", "popularity", "itemknn"])
+    knn_neighbors: int = 100
+    ci_resamples: int = 1000
+    # run
+    output: str | None = None
+    progress: bool = True
+    retry_failed: bool = False
+
+    @field_validator("ks")
+    @classmethod
+    def _ks(cls, v: list[int]) -> list[int]:
+        if not v or any(k < 1 for k in v):
+            raise ValueError("ks must be positive integers, e.g. [1, 5, 10, 20]")
+        return sorted(set(v))
+
+    @field_validator("k", "batch_size", "max_tokens")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError("must be at least 1")
+        return v
+
+    def sweep(self) -> list[tuple[str, "EvalConfig"]]:
+        """The cross product of list-valued SWEEP_KEYS: [(sub-run name, config)], or
+        [("", self)] when nothing is swept."""
+        axes = [(k, getattr(self, k)) for k in SWEEP_KEYS if isinstance(getattr(self, k), list)]
+        if not axes:
+            return [("", self)]
+        runs = []
+        for values in itertools.product(*(v for _, v in axes)):
+            update = dict(zip((k for k, _ in axes), values))
+            name = ",".join(f"{k}={_slug(v)}" for k, v in update.items())
+            runs.append((name, self.model_copy(update=update)))
+        return runs
+
+    def resolved(self) -> "EvalConfig":
+        """Fill defaults that depend on other keys (the template per protocol)."""
+        if isinstance(self.protocol, list) or isinstance(self.template, list):
+            raise RecllmError("resolve each sweep point separately", where="config")
+        if self.protocol not in DEFAULT_TEMPLATES:
+            from recllm.errors import unknown
+            raise unknown("protocol", str(self.protocol), DEFAULT_TEMPLATES)
+        update: dict[str, Any] = {}
+        if self.template is None and self.model is not None:
+            update["template"] = DEFAULT_TEMPLATES[self.protocol]
+        # Lists are as long as what is asked for: k titles in `full`, every candidate
+        # otherwise; a cutoff beyond that would repeat the last one, so it is dropped.
+        longest = self.k if self.protocol == "full" else self.negatives + 1
+        ks = sorted({k for k in self.ks if k <= longest} | ({longest} if any(
+            k > longest for k in self.ks) else set()))
+        if ks != self.ks:
+            update["ks"] = ks
+        return self.model_copy(update=update) if update else self
+
+    def hashed(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if k not in UNHASHED}
+
+    def hash(self) -> str:
+        """sha256 over the keys that change results (not output, limit, batch size, cache)."""
+        text = json.dumps(self.hashed(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def _slug(value: Any) -> str:
+    text = "none" if value is None else str(value)
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None,
+                keep_none: list[str] | tuple[str, ...] = ()) -> EvalConfig:
+    """Read a YAML config (optional) and apply command-line overrides on top. Overrides that
+    are None are ignored unless named in `keep_none` (an explicit 'none' on the command line)."""
+    data: dict[str, Any] = {}
+    where = None
+    if path is not None:
+        p = Path(path)
+        where = str(p)
+        if not p.is_file():
+            raise RecllmError("config file not found", where=str(p),
+                              hint="pass an existing YAML file, e.g. eval/configs/demo.yaml")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise RecllmError(f"not valid YAML: {exc}", where=str(p)) from None
+        if not isinstance(data, dict):
+            raise RecllmError("a config file must be a mapping of keys to values", where=str(p))
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None or k in keep_none})
+    return EvalConfig.parse(data, where=where or "config")

@@ -1,0 +1,187 @@
+"""The LLM as a recommender under a protocol: render -> generate (batched) -> parse -> match.
+
+One object per run holds the template, the (cached) backend and the matcher. `answer` turns a
+batch of users into per-user records; it never sees targets: the UserCase passed to the
+template carries one, but templates only read history (see recllm.prompting.context), and
+nothing here reads `case.target`. No retries conditioned on the answer, no padding.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from recllm.data.schema import RecDataset, UserCase
+from recllm.errors import RecllmError
+from recllm.evaluate.config import EvalConfig
+from recllm.evaluate.grounder import Grounder
+from recllm.evaluate.protocols import CandidateSet, merge_rankings, shuffled
+
+
+@dataclass
+class BatchStats:
+    seconds_render: float = 0.0
+    seconds_generate: float = 0.0
+    seconds_ground: float = 0.0
+    cached: int = 0
+    requests: int = 0
+
+
+class LLMRecommender:
+    """Template + backend + grounding for one run (see module docstring)."""
+
+    def __init__(self, cfg: EvalConfig, dataset: RecDataset, backend=None,
+                 popularity: dict[str, float] | None = None):
+        from recllm.backends import SamplingParams
+        from recllm.prompting import load_template
+
+        self.cfg, self.dataset = cfg, dataset
+        self.template = load_template(cfg.template)
+        mode = self.template.header.mode
+        wants = "generate" if cfg.protocol == "full" else "rank"
+        if mode != wants:
+            raise RecllmError(
+                f"template {self.template.name!r} is a {mode!r} template but protocol "
+                f"{cfg.protocol!r} needs a {wants!r} one", where="template",
+                hint="use e.g. 'generate' for full, 'rank-sequential' for candidates/retrieved")
+        self.backend = backend if backend is not None else make_backend(cfg)
+        self.params = SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+                                     top_p=cfg.top_p, seed=cfg.seed if cfg.temperature > 0 else None)
+        self.grounder = Grounder(dataset.catalog, popularity=popularity, **cfg.matcher)
+        self.started = False  # a backend exception before any success is a setup error
+
+    def identity(self) -> dict[str, Any]:
+        return {"model": self.cfg.model, "backend": self.backend.identity(),
+                "template": self.template.name, "template_hash": self.template.sha256,
+                "template_mode": self.template.header.mode}
+
+    def _render(self, case: UserCase, candidates: Sequence[str]):
+        from recllm.prompting import render_prompt
+
+        count = self.backend.count_tokens if self.cfg.max_prompt_tokens else None
+        k = len(candidates) if candidates else self.cfg.k
+        return render_prompt(self.template, case, self.dataset, k=k, candidates=candidates,
+                             max_history=None, max_prompt_tokens=self.cfg.max_prompt_tokens,
+                             count_tokens=count)
+
+    def answer(self, cases: Sequence[UserCase], cands: Sequence[CandidateSet | None],
+               stats: BatchStats) -> list[dict[str, Any]]:
+        """One record per user: prompt, raw answers, parsed, matched, ranked, validity, error."""
+        from recllm.prompting import PromptTooLong
+
+        asks = 1 + (self.cfg.bootstrap if self.cfg.protocol != "full" else 0)
+        t0 = time.perf_counter()
+        # showings[u][a] = candidate order of ask a for user u (ask 0 is the protocol's order)
+        showings = [[list(c.items) if c else [] for _ in range(asks)] for c in cands]
+        for u, (case, c) in enumerate(zip(cases, cands)):
+            for a in range(1, asks):
+                showings[u][a] = shuffled(sorted(c.items), self.cfg.seed, case.user_id, a)
+        rendered, errors, requests, slots = {}, {}, [], []
+        for u, case in enumerate(cases):
+            for a in range(asks):
+                try:
+                    r = self._render(case, showings[u][a])
+                except PromptTooLong as exc:
+                    errors[u] = f"prompt too long: {exc.message}"
+                    break
+                rendered[u, a] = r
+            if u in errors:
+                continue
+            for a in range(asks):
+                requests.append(rendered[u, a].to_request(self.params, key=case.user_id))
+                slots.append((u, a))
+        t1 = time.perf_counter()
+        results = self._generate(requests) if requests else []
+        t2 = time.perf_counter()
+        answers: dict[tuple[int, int], Any] = dict(zip(slots, results))
+        records = []
+        for u, case in enumerate(cases):
+            records.append(self._record(case, u, asks, showings[u], rendered, answers, errors))
+        t3 = time.perf_counter()
+        stats.seconds_render += t1 - t0
+        stats.seconds_generate += t2 - t1
+        stats.seconds_ground += t3 - t2
+        stats.requests += len(requests)
+        stats.cached += sum(1 for r in results if r.cached)
+        return records
+
+    def _generate(self, requests):
+        from recllm.backends import GenerationResult
+
+        try:
+            results = self.backend.generate(requests)
+        except (RecllmError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # an engine crash for this batch: record it, go on
+            if not self.started:
+                raise
+            msg = f"{type(exc).__name__}: {exc}"
+            return [GenerationResult(texts=[], error=msg) for _ in requests]
+        if len(results) != len(requests):
+            raise RecllmError(f"backend returned {len(results)} results for {len(requests)} "
+                              "requests", where=f"backend {self.backend.name!r}")
+        if any(r.error is None for r in results):
+            self.started = True
+        return results
+
+    def _record(self, case: UserCase, u: int, asks: int, showings, rendered, answers, errors
+                ) -> dict[str, Any]:
+        if u in errors:
+            return {"kind": "llm", "ranked": [], "error": errors[u], "prompt": None, "raw": [],
+                    "validity": self.grounder.empty_validity(error=True, k=self._k(showings[0]))}
+        first = rendered[u, 0]
+        rec: dict[str, Any] = {
+            "kind": "llm",
+            "prompt": first.messages if first.messages is not None else first.prompt,
+            "history_used": first.history_used, "history_cut": first.history_cut,
+            "prompt_tokens": 0, "completion_tokens": 0, "raw": [], "error": None,
+        }
+        rankings, validity, parsed, matched = [], None, None, None
+        for a in range(asks):
+            result = answers[u, a]
+            rec["raw"].append(result.text)
+            rec["prompt_tokens"] += result.prompt_tokens or 0
+            rec["completion_tokens"] += result.completion_tokens or 0
+            if result.error:
+                rec["error"] = result.error
+                rankings.append([])
+                continue
+            g = self.grounder.ground(result.text, k=self._k(showings[a]), history=case.history,
+                                     candidates=showings[a] or None,
+                                     exclude_history=self.cfg.exclude_history)
+            rankings.append(g.ranked)
+            if a == 0:
+                validity, parsed, matched = g.validity, g.parsed, g.matched
+        if validity is None:  # the first ask failed
+            validity = self.grounder.empty_validity(error=True, k=self._k(showings[0]))
+        else:
+            validity = {**validity, "error": int(bool(rec["error"]))}
+        rec.update(parsed=parsed or [], matched=matched or [], validity=validity,
+                   ranked=merge_rankings(rankings, self.cfg.bootstrap_merge) if asks > 1
+                   else rankings[0])
+        if asks > 1:
+            rec["asks"] = [{"candidates": s, "ranked": r} for s, r in zip(showings, rankings)]
+        return rec
+
+    def _k(self, showing: Sequence[str]) -> int:
+        return len(showing) if showing else self.cfg.k
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def make_backend(cfg: EvalConfig):
+    """The configured engine, wrapped in the response cache unless `cache: false`."""
+    from recllm.backends import backend_class, get_backend
+
+    name = cfg.backend or "transformers"
+    options = dict(cfg.backend_options)
+    if "model" in backend_class(name).Options.model_fields and cfg.model is not None:
+        options.setdefault("model", cfg.model)
+    backend = get_backend(name, **options)
+    if cfg.cache and name != "scripted":
+        from recllm.cache import CachedBackend
+        backend = CachedBackend(backend)
+    return backend

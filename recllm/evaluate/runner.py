@@ -1,0 +1,213 @@
+"""`recllm eval`: plan, answer user batches, append samples, aggregate into results.json.
+
+Resumable by construction: the plan (users, candidates, baselines) is a pure function of the
+config, every random choice is seeded per user, finished users are read back from
+samples.jsonl and skipped, and results.json is computed from samples.jsonl alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recllm.data.schema import UserCase
+from recllm.errors import RecllmError
+from recllm.evaluate import rundir
+from recllm.evaluate.aggregate import aggregate
+from recllm.evaluate.config import EvalConfig
+from recllm.evaluate.metrics import novelty, user_metrics
+from recllm.evaluate.setup import Plan, build_plan, protocol_info
+
+Log = Callable[[str], None]
+
+
+def default_output(cfg: EvalConfig) -> Path:
+    name = cfg.name or f"{cfg.dataset}-{cfg.hash()[:8]}"
+    return Path("runs") / name.replace("/", "_")
+
+
+def run_eval(cfg: EvalConfig, *, resume: bool = False, log: Log = print, backend=None,
+             dataset=None) -> list[Path]:
+    """Run every point of the config's sweep; each lands in its own sub-folder."""
+    out = Path(cfg.output) if cfg.output else default_output(cfg)
+    points = cfg.sweep()
+    dirs = []
+    for i, (name, point) in enumerate(points):
+        run_dir = out / name if name else out
+        if len(points) > 1:
+            log(f"[{i + 1}/{len(points)}] {name}")
+        run_one(point.resolved(), run_dir, resume=resume, log=log, backend=backend,
+                dataset=dataset)
+        dirs.append(run_dir)
+    return dirs
+
+
+def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = print,
+            backend=None, dataset=None) -> dict[str, Any] | None:
+    """One evaluation run into `run_dir`; returns results (None when stopped by `limit`)."""
+    from tqdm.auto import tqdm
+
+    t_start = time.perf_counter()
+    rundir.prepare(run_dir, cfg.to_yaml(), cfg.hash(), resume)
+    samples_path = run_dir / rundir.SAMPLES
+    done = rundir.read_jsonl(samples_path, repair=True)
+    if done and cfg.retry_failed:
+        kept = [s for s in done if not any((r or {}).get("error") for r in s["systems"].values())]
+        if len(kept) < len(done):
+            log(f"retrying {len(done) - len(kept)} users whose requests failed")
+            _rewrite(samples_path, kept)
+            done = kept
+    finished = {s["user"] for s in done}
+    plan = build_plan(cfg, log=log, dataset=dataset)
+    t_plan = time.perf_counter()
+    order = {c.user_id: i for i, c in enumerate(plan.cases)}
+    stale = finished - set(order)
+    if stale:
+        raise RecllmError(f"samples.jsonl holds {len(stale)} users not in this run's plan",
+                          where=str(samples_path), hint="start over with --output NEW_DIR")
+    pending = [c for c in plan.cases if c.user_id not in finished]
+    if cfg.limit is not None:
+        pending = pending[: max(0, cfg.limit - len(finished))]
+    log(f"{run_dir}: {len(plan.cases)} users ({len(finished)} done, {len(pending)} to go), "
+        f"protocol {cfg.protocol}, model {cfg.model or '(baselines only)'}")
+    llm = None
+    if cfg.model is not None and pending:
+        from recllm.evaluate.llm import LLMRecommender
+        llm = LLMRecommender(cfg, plan.dataset, backend=backend,
+                             popularity={k: float(v) for k, v in plan.train.count_of().items()})
+    from recllm.evaluate.llm import BatchStats
+    stats = BatchStats()
+    writer = rundir.JsonlAppender(samples_path)
+    events = rundir.JsonlAppender(run_dir / rundir.EVENTS)
+    if llm is not None:
+        events.write([{"model": llm.identity()}])
+    t_loop = time.perf_counter()
+    try:
+        bar = tqdm(total=len(pending), desc="users", unit="user", disable=not cfg.progress,
+                   leave=False)
+        for start in range(0, len(pending), cfg.batch_size):
+            batch = pending[start:start + cfg.batch_size]
+            t0 = time.perf_counter()
+            before = (stats.seconds_generate, stats.cached, stats.requests)
+            records = score_batch(cfg, plan, batch, order, llm, stats)
+            writer.write(records)
+            events.write([{"users": len(batch), "seconds": round(time.perf_counter() - t0, 4),
+                           "generate_seconds": round(stats.seconds_generate - before[0], 4),
+                           "cached": stats.cached - before[1],
+                           "requests": stats.requests - before[2]}])
+            bar.update(len(batch))
+        bar.close()
+    finally:
+        writer.close()
+        events.close()
+        if llm is not None:
+            llm.close()
+    t_end = time.perf_counter()
+    samples = rundir.read_jsonl(samples_path)
+    if len(samples) < len(plan.cases):
+        log(f"stopped after {len(samples)}/{len(plan.cases)} users (limit); "
+            "rerun with --resume to finish")
+        return None
+    timings = {"plan_seconds": round(t_plan - t_start, 3),
+               "loop_seconds_this_session": round(t_end - t_loop, 3),
+               "users_this_session": len(pending),
+               "render_seconds": round(stats.seconds_render, 3),
+               "generate_seconds": round(stats.seconds_generate, 3),
+               "ground_seconds": round(stats.seconds_ground, 3)}
+    results = build_results(cfg, plan, samples, run_dir, timings)
+    rundir.write_json_atomic(run_dir / rundir.RESULTS, results)
+    return results
+
+
+def score_batch(cfg: EvalConfig, plan: Plan, batch: Sequence[UserCase], order: dict[str, int],
+                llm, stats) -> list[dict[str, Any]]:
+    """Per-user sample records for one batch: the LLM's answer and every baseline's list."""
+    kmax = cfg.k if cfg.protocol == "full" else cfg.negatives + 1  # same length as the LLM's
+    cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates else [None] * len(batch)
+    systems: list[tuple[str, list[dict[str, Any]]]] = []
+    if llm is not None:
+        systems.append((str(cfg.model), llm.answer(batch, cands, stats)))
+    cand_lists = [list(c.items) for c in cands] if plan.candidates else None
+    for name, baseline in plan.baselines.items():
+        ranked = baseline.rank(list(batch), kmax, candidates=cand_lists,
+                               exclude_history=cfg.exclude_history)
+        systems.append((name, [{"kind": "baseline", "ranked": r} for r in ranked]))
+    counts = plan.train.counts
+    index = plan.train.index
+    out = []
+    for u, case in enumerate(batch):
+        targets = list(case.targets)
+        rec: dict[str, Any] = {
+            "i": order[case.user_id], "user": case.user_id, "target": case.target,
+            "history": list(case.history), "history_truncated": case.truncated,
+            "n_items": plan.train.n_items, "systems": {},
+        }
+        if len(targets) > 1:
+            rec["targets"] = targets
+        if cands[u] is not None:
+            rec["candidates"] = list(cands[u].items)
+            rec["target_position"] = cands[u].target_position
+        for name, recs in systems:
+            r = recs[u]
+            top = r["ranked"][: cfg.k]
+            r["metrics"] = user_metrics(r["ranked"], set(targets), cfg.ks)
+            pct = [plan.percentiles.get(i, 0.0) for i in top]
+            r["popularity"] = round(float(np.mean(pct)), 10) if pct else None
+            nov = novelty(top, {i: int(counts[index[i]]) for i in top if i in index},
+                          plan.train.n_users)
+            r["novelty"] = round(nov, 10) if nov is not None else None
+            rec["systems"][name] = r
+        out.append(rec)
+    return out
+
+
+def build_results(cfg: EvalConfig, plan: Plan | None, samples: list[dict[str, Any]],
+                  run_dir: Path, timings: dict[str, Any]) -> dict[str, Any]:
+    """results.json: metrics from samples, plus everything needed to reproduce them."""
+    metrics = aggregate(samples, ks=cfg.ks, k=cfg.k, resamples=cfg.ci_resamples, seed=cfg.seed)
+    events = rundir.read_jsonl(run_dir / rundir.EVENTS)
+    models = [e["model"] for e in events if "model" in e]
+    model = models[-1] if models else None
+    events = [e for e in events if "seconds" in e]
+    results: dict[str, Any] = {
+        "name": cfg.name or run_dir.name,
+        "protocol": protocol_info(cfg),
+        "dataset": plan.dataset.stats() if plan else {"name": cfg.dataset},
+        "users": {"evaluated": metrics["users"], "requested": cfg.users,
+                  "skipped": plan.skipped if plan else {}, "split": plan.split if plan else {}},
+        "config_hash": cfg.hash(),
+        "config": cfg.model_dump(mode="json"),
+        "model": model,
+        **{k: v for k, v in metrics.items() if k != "users"},
+        "timings": {**timings,
+                    "loop_seconds_all_sessions": round(sum(e["seconds"] for e in events), 3),
+                    "generate_seconds_all_sessions": round(
+                        sum(e.get("generate_seconds", 0) for e in events), 3),
+                    "cached_requests": sum(e.get("cached", 0) for e in events),
+                    "requests": sum(e.get("requests", 0) for e in events)},
+        "environment": rundir.environment(),
+    }
+    return results
+
+
+def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
+    import json
+    import os
+
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n"
+                           for r in records), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def recompute(run_dir: str | Path) -> dict[str, Any]:
+    """Metrics of a run from its config.yaml and samples.jsonl alone (no data, no model):
+    the same dict as the metric part of results.json."""
+    run_dir = Path(run_dir)
+    cfg = EvalConfig.parse(rundir.load_run_config(run_dir), where=str(run_dir / rundir.CONFIG))
+    samples = rundir.read_jsonl(run_dir / rundir.SAMPLES)
+    return aggregate(samples, ks=cfg.ks, k=cfg.k, resamples=cfg.ci_resamples, seed=cfg.seed)

@@ -1,0 +1,167 @@
+"""End-to-end runs on the tiny fixture with the scripted backend: files, metrics, resume,
+determinism, recompute, failures and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recllm.errors import RecllmError
+from recllm.evaluate import EvalConfig, recompute, run_eval
+from recllm.evaluate.config import load_config
+from recllm.evaluate.rundir import read_jsonl
+
+ANSWERS = {
+    "u1": "1. Star Wars (1977)\n2. Heat (1995)\n3. Made Up Movie\n4. Star Wars",
+    "u2": "Sure! Here are my picks: Heat, Fargo, The Godfather",
+    "u3": "",
+    "u4": "1. Fargo (1996)\n2. Toy Story",
+}
+
+
+def config(tmp_path, **kw) -> EvalConfig:
+    base = dict(dataset="tiny", model="scripted-test", backend="scripted",
+                backend_options={"answers": ANSWERS}, users=None, max_history=None,
+                output=str(tmp_path / "run"), progress=False, ks=[1, 5, 10], batch_size=2,
+                ci_resamples=200)
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+def systems(run_dir):
+    return json.loads((run_dir / "results.json").read_text())["systems"]
+
+
+def test_full_protocol_run_by_hand(tmp_path, tiny_dataset):
+    [run] = run_eval(config(tmp_path), dataset=tiny_dataset, log=lambda m: None)
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "results.json", "samples.jsonl"}
+    samples = {s["user"]: s for s in read_jsonl(run / "samples.jsonl")}
+    u1 = samples["u1"]["systems"]["scripted-test"]
+    # u1 history 1,2,3,4 -> target 7: Star Wars first; Heat (1995) is in the history (dropped),
+    # "Made Up Movie" is out of catalog, the second "Star Wars" a duplicate.
+    assert samples["u1"]["target"] == "7" and u1["ranked"] == ["7"]
+    assert u1["validity"] == {"parsed": 4, "matched": 3, "out_of_catalog": 1,
+                              "out_of_candidates": 0, "duplicates": 1, "history_repeats": 1,
+                              "shortfall": 9, "parse_failure": 0, "error": 0}
+    assert u1["metrics"]["ndcg@10"] == 1.0 and u1["metrics"]["rank"] == 1
+    assert samples["u3"]["systems"]["scripted-test"]["validity"]["parse_failure"] == 1
+    res = json.loads((run / "results.json").read_text())
+    llm = res["systems"]["scripted-test"]
+    assert list(res["systems"]) == ["scripted-test", "random", "popularity", "itemknn"]
+    ndcg = [s["systems"]["scripted-test"]["metrics"]["ndcg@10"] for s in samples.values()]
+    assert llm["metrics"]["ndcg@10"]["mean"] == pytest.approx(sum(ndcg) / 4)
+    assert llm["validity"]["parse_failure_rate"]["mean"] == 0.25
+    assert llm["validity"]["out_of_catalog_rate"]["mean"] == pytest.approx(
+        sum(s["systems"]["scripted-test"]["validity"]["out_of_catalog"] for s in samples.values())
+        / sum(s["systems"]["scripted-test"]["validity"]["parsed"] for s in samples.values()))
+    assert res["protocol"]["name"] == "full" and res["config_hash"] and res["model"]["template_hash"]
+    assert res["environment"]["versions"]["numpy"]
+    # baselines never recommend history items and are cut at the same length as the LLM's list
+    for s in samples.values():
+        for name in ("random", "popularity", "itemknn"):
+            ranked = s["systems"][name]["ranked"]
+            assert len(ranked) <= 10 and not set(ranked) & set(s["history"])
+
+
+def test_candidates_protocol_records_positions(tmp_path, tiny_dataset):
+    [run] = run_eval(config(tmp_path, protocol="candidates", negatives=3), dataset=tiny_dataset,
+                     log=lambda m: None)
+    for s in read_jsonl(run / "samples.jsonl"):
+        cands = s["candidates"]
+        assert len(cands) == 4 and cands[s["target_position"]] == s["target"]
+        assert not set(cands) - {s["target"]} & set(s["history"])   # negatives are unseen
+        for rec in s["systems"].values():
+            assert set(rec["ranked"]) <= set(cands)
+    res = json.loads((run / "results.json").read_text())
+    assert res["position_bias"]["metric"] == "ndcg@4"
+    assert res["protocol"]["negatives"] == 3
+
+
+def test_same_config_same_samples_and_recompute(tmp_path, tiny_dataset):
+    a = run_eval(config(tmp_path, output=str(tmp_path / "a"), protocol="candidates", negatives=4),
+                 dataset=tiny_dataset, log=lambda m: None)[0]
+    b = run_eval(config(tmp_path, output=str(tmp_path / "b"), protocol="candidates", negatives=4,
+                        batch_size=3), dataset=tiny_dataset, log=lambda m: None)[0]
+    assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes()
+    assert recompute(a)["systems"] == systems(a)
+
+
+def test_limit_then_resume_equals_uninterrupted(tmp_path, tiny_dataset):
+    full = run_eval(config(tmp_path, output=str(tmp_path / "full")), dataset=tiny_dataset,
+                    log=lambda m: None)[0]
+    part = config(tmp_path, output=str(tmp_path / "part"), limit=2)
+    run_eval(part, dataset=tiny_dataset, log=lambda m: None)
+    assert len(read_jsonl(tmp_path / "part" / "samples.jsonl")) == 2
+    assert not (tmp_path / "part" / "results.json").exists()
+    # a crash mid-write leaves half a line: resume cuts it and goes on
+    with open(tmp_path / "part" / "samples.jsonl", "a") as fh:
+        fh.write('{"i": 2, "user": "u3", "sys')
+    run_eval(part.model_copy(update={"limit": None}), resume=True, dataset=tiny_dataset,
+             log=lambda m: None)
+    assert systems(tmp_path / "part") == systems(full)
+
+
+def test_resume_refuses_changed_config_and_fresh_run_refuses_old_dir(tmp_path, tiny_dataset):
+    cfg = config(tmp_path, limit=1)
+    run_eval(cfg, dataset=tiny_dataset, log=lambda m: None)
+    with pytest.raises(RecllmError, match="config changed"):
+        run_eval(cfg.model_copy(update={"seed": 1}), resume=True, dataset=tiny_dataset,
+                 log=lambda m: None)
+    with pytest.raises(RecllmError, match="--resume"):
+        run_eval(cfg, dataset=tiny_dataset, log=lambda m: None)
+
+
+def test_backend_failure_is_recorded_and_run_goes_on(tmp_path, tiny_dataset):
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text("".join(json.dumps({"key": k, "output": v}) + "\n"
+                               for k, v in ANSWERS.items() if k != "u2"))
+    cfg = config(tmp_path, backend_options={"path": str(answers)})
+    [run] = run_eval(cfg, dataset=tiny_dataset, log=lambda m: None)
+    llm = systems(run)["scripted-test"]
+    assert [f["user"] for f in llm["failures"]] == ["u2"]
+    assert llm["validity"]["error_rate"]["mean"] == 0.25
+    assert llm["metrics"]["ndcg@10"]["n"] == 4    # a failed user scores 0, it is not dropped
+    # the engine recovers (same config): retry_failed on resume redoes only the failed user
+    answers.write_text("".join(json.dumps({"key": k, "output": v}) + "\n"
+                               for k, v in ANSWERS.items()))
+    run_eval(cfg.model_copy(update={"retry_failed": True}), resume=True, dataset=tiny_dataset,
+             log=lambda m: None)
+    assert systems(run)["scripted-test"]["failures"] == []
+    assert [s["user"] for s in read_jsonl(run / "samples.jsonl")][-1] == "u2"
+
+
+def test_too_few_items_for_negatives(tmp_path, tiny_dataset):
+    with pytest.raises(RecllmError, match="1 positive \\+ 20 negatives"):
+        run_eval(config(tmp_path, protocol="candidates", negatives=20), dataset=tiny_dataset,
+                 log=lambda m: None)
+
+
+def test_users_without_enough_history_are_counted(tmp_path, tiny_dataset):
+    [run] = run_eval(config(tmp_path, min_history=4), dataset=tiny_dataset, log=lambda m: None)
+    res = json.loads((run / "results.json").read_text())
+    assert res["users"]["evaluated"] == 2 and sum(res["users"]["skipped"].values()) == 2
+
+
+def test_unknown_key_suggests(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset: ml-100k\nnegativs: 19\n")
+    with pytest.raises(RecllmError, match="did you mean 'negatives'"):
+        load_config(path)
+    cfg = load_config(path.with_name("none.yaml") if False else None, {"negatives": 5})
+    assert cfg.negatives == 5
+
+
+def test_sweep_expands_into_subruns(tmp_path, tiny_dataset):
+    cfg = config(tmp_path, protocol=["full", "candidates"], negatives=3, max_history=[2, None])
+    dirs = run_eval(cfg, dataset=tiny_dataset, log=lambda m: None)
+    assert [d.name for d in dirs] == [
+        "protocol=full,max_history=2", "protocol=full,max_history=none",
+        "protocol=candidates,max_history=2", "protocol=candidates,max_history=none"]
+    short = read_jsonl(dirs[0] / "samples.jsonl")
+    assert all(len(s["history"]) <= 2 for s in short)
+
+
+def test_baselines_only(tmp_path, tiny_dataset):
+    [run] = run_eval(config(tmp_path, model=None), dataset=tiny_dataset, log=lambda m: None)
+    assert list(systems(run)) == ["random", "popularity", "itemknn"]
