@@ -70,7 +70,7 @@ def add_parser(subparsers) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     from recllm.commands._output import print_json, print_table
-    from recllm.data.fetch import dataset_dir
+    from recllm.data.download import dataset_dir
     from recllm.data.registry import DATASETS
 
     rows = []
@@ -87,7 +87,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_fetch(args: argparse.Namespace) -> int:
     from recllm.commands._output import print_json
-    from recllm.data.fetch import fetch
+    from recllm.data.download import fetch
 
     got = fetch(args.name, force=args.force)
     if args.json:

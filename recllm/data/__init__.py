@@ -7,7 +7,7 @@
 Nothing here imports torch or transformers.
 """
 
-from recllm.data.fetch import Fetched, fetch
+from recllm.data.download import Fetched, fetch
 from recllm.data.load import load_dataset
 from recllm.data.options import LoadOptions
 from recllm.data.registry import DATASETS, DatasetSpec

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
 from recllm.data.options import LoadOptions
-from recllm.data.readers import read_delimited, require_columns, require_ids, to_number, to_timestamp
+from recllm.data.readers import (read_delimited, require_columns, require_ids, require_rows, to_number,
+                                 to_timestamp)
 from recllm.errors import RecllmError
 
 TITLE_FIELDS = ("title", "movie_title", "item_name", "name", "book_title")
@@ -55,6 +56,7 @@ def load_atomic(path: Path, options: LoadOptions) -> Loaded:
     inter_path = find_inter(path)
     encoding = options.encoding or "utf-8"
     frame, _ = read_atomic(inter_path, encoding)
+    require_rows(frame, inter_path)
     cols = {"user": options.user_col or "user_id", "item": options.item_col or "item_id"}
     require_columns(frame, cols, inter_path)
     time_col = options.time_col or "timestamp"

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recllm.data.schema import Catalog
-from recllm.data.titles import split_title
+from recllm.data.titles import TitleParts, split_title
 from recllm.errors import RecllmError
 
 # Column order of Catalog.table: the schema's fields, then `alternates` (titles in parentheses).
@@ -64,11 +64,13 @@ def make_catalog(
     genres: Sequence | None = None,
     descriptions: Sequence | None = None,
     extra: dict[str, Sequence] | None = None,
+    parse_titles: bool = True,
 ) -> tuple[Catalog, dict[str, Any]]:
     """A Catalog from parallel columns; display title, year and alternates from `split_title`.
 
     An explicit year column wins over the year in the title. Missing titles fall back to the
     item id (RecBole's ml-1m uses "Title (Year)" as the id). Duplicate ids keep the first row.
+    `parse_titles=False` keeps titles as written (product names: "(Book 1)" is no alternate).
     Returns the catalog and notes for `RecDataset.meta`.
     """
     if len(ids) == 0:
@@ -79,7 +81,7 @@ def make_catalog(
     for i, item_id in enumerate(ids):
         raw = raw_titles[i] if raw_titles is not None else None
         raw = item_id if raw is None or (isinstance(raw, float) and np.isnan(raw)) or not str(raw).strip() else str(raw)
-        parts = split_title(raw)
+        parts = split_title(raw) if parse_titles else TitleParts(raw, " ".join(raw.split()))
         year = _year(years[i]) if years is not None else None
         rows_raw.append(raw)
         rows_title.append(parts.display)

@@ -13,7 +13,7 @@ from typing import Any
 from recllm.data import cache
 from recllm.data.build import Loaded
 from recllm.data.detect import Plan, detect
-from recllm.data.fetch import Log, fetch, stderr_log
+from recllm.data.download import Log, fetch, stderr_log
 from recllm.data.filters import apply_filters
 from recllm.data.options import LoadOptions
 from recllm.data.registry import DATASETS, get_spec

@@ -81,6 +81,7 @@ def read_delimited(
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame(columns=list(names), dtype=str)
     frame["_line"] = np.arange(len(frame), dtype=np.int64) + lines_before + 1
+    _check_short_rows(frame, text, path, sep, quoting, list(names))
     # Strip the \r of Windows line ends (RecBole's ml-1m files have them) from the last field.
     last = frame.columns[-2]
     if frame[last].str.endswith("\r").any():
@@ -95,10 +96,32 @@ def read_delimited(
 _PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
+def _check_short_rows(frame: pd.DataFrame, text: str, path: Path, sep: str, quoting: int,
+                      names: list[str]) -> None:
+    """pandas pads a row with too few fields with empty strings; find such rows and say so.
+
+    Only rows that have an empty field are re-read, so well-formed files cost one pass of `==`.
+    """
+    empty = (frame[names] == "").any(axis=1).to_numpy()
+    if not empty.any():
+        return
+    lines = text.split("\n")
+    for number in frame["_line"].to_numpy()[empty]:
+        line = lines[number - 1].rstrip("\r")
+        if not line.strip():
+            continue
+        fields = next(csv.reader([line], delimiter=sep, quoting=quoting))
+        if len(fields) < len(names):
+            raise RecllmError(
+                f"malformed row: expected {len(names)} fields, found {len(fields)}",
+                where=f"{path}:{number}", hint="check the separator (--sep) and quoting on that line",
+            )
+
+
 def _parser_error(path: Path, exc: Exception, n_fields: int, offset: int) -> RecllmError:
     match = _PARSER_LINE.search(str(exc))
     if match:
-        line = int(match.group(2)) + offset
+        line = int(match.group(2))  # pandas counts the skipped header line too
         return RecllmError(
             f"malformed row: expected {n_fields} fields, found {match.group(3)}",
             where=f"{path}:{line}", hint="check the separator (--sep) and quoting on that line",
@@ -109,7 +132,7 @@ def _parser_error(path: Path, exc: Exception, n_fields: int, offset: int) -> Rec
 def read_jsonl(path: Path, encoding: str = "utf-8", fields: Sequence[str] | None = None) -> pd.DataFrame:
     """JSON Lines as a table (only `fields` when given), with `_line`; bad JSON names its line."""
     text = read_text(path, encoding)
-    rows, lines = [], []
+    rows, lines, keys = [], [], {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -120,10 +143,13 @@ def read_jsonl(path: Path, encoding: str = "utf-8", fields: Sequence[str] | None
                               where=f"{path}:{number}") from None
         if not isinstance(obj, dict):
             raise RecllmError("expected a JSON object per line", where=f"{path}:{number}")
+        if len(rows) < 1000:  # the keys seen, for "missing column" errors
+            keys.update(dict.fromkeys(obj))
         rows.append(obj if fields is None else {k: obj.get(k) for k in fields})
         lines.append(number)
     frame = pd.DataFrame(rows, columns=list(fields) if fields is not None else None)
     frame["_line"] = np.asarray(lines, dtype=np.int64)
+    frame.attrs["keys"] = list(keys)
     return frame
 
 
@@ -151,6 +177,12 @@ def require_columns(frame: pd.DataFrame, wanted: dict[str, str], path: Path) -> 
         )
 
 
+def require_rows(frame: pd.DataFrame, path: Path) -> None:
+    """An interactions file without data rows is an error, not an empty dataset."""
+    if frame.empty:
+        raise RecllmError("no interactions: the file has no data rows", where=str(path))
+
+
 def to_number(frame: pd.DataFrame, column: str, path: Path, *, integer: bool = False,
               allow_missing: bool = False) -> np.ndarray:
     """A column as float64 (or int64); the first bad value names its line and field."""
@@ -174,7 +206,12 @@ def to_timestamp(frame: pd.DataFrame, column: str, path: Path, unit: str = "s") 
     """Seconds since the epoch from numbers (in `unit`) or date strings; bad values name their line."""
     values = frame[column]
     numbers = pd.to_numeric(values, errors="coerce")
-    if numbers.notna().all():
+    if numbers.notna().any():  # a numeric column: any non-number is the error
+        bad = numbers.isna().to_numpy()
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise RecllmError(f"field {column!r}: expected a number (a timestamp), got {values.iloc[row]!r}",
+                              where=f"{path}:{frame['_line'].iloc[row]}")
         scale = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
         return (numbers.to_numpy(dtype=np.float64) // scale).astype(np.int64)
     dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
@@ -185,7 +222,9 @@ def to_timestamp(frame: pd.DataFrame, column: str, path: Path, unit: str = "s") 
             f"field {column!r}: expected a timestamp (number or date), got {values.iloc[row]!r}",
             where=f"{path}:{frame['_line'].iloc[row]}",
         )
-    return (dates.astype("int64") // 1_000_000_000).to_numpy(dtype=np.int64)
+    # Whole seconds since the epoch, whatever resolution pandas picked for the datetimes.
+    seconds = (dates - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    return seconds.to_numpy(dtype=np.int64)
 
 
 def require_ids(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:

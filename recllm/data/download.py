@@ -161,7 +161,7 @@ def _check_lines(source, target: Path) -> None:
     for local, expected in source.line_counts.items():
         with (target / local).open("rb") as f:
             lines = sum(1 for line in f if line.strip())
-        header = 1 if local.endswith((".inter", ".item", ".csv")) else 0
+        header = 1 if source.format == "atomic" or local.endswith(".csv") else 0  # u.item has none
         if lines - header != expected:
             raise RecllmError(f"{local} has {lines - header:,} rows, expected {expected:,}")
 
