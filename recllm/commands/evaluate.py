@@ -67,8 +67,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         if value is not None:  # 'none' is kept as an explicit None (e.g. baselines only)
             out[key] = _list_or(cast)(value)
     if args.users is not None:
-        u = args.users
-        out["users"] = None if u.lower() == "all" else int(u) if u.isdigit() else u
+        out["users"] = args.users  # 'all', a count or a file; see EvalConfig._users
     if args.ks:
         out["ks"] = [int(x) for x in args.ks.split(",")]
     if args.no_cache:

@@ -77,6 +77,19 @@ class EvalConfig(StrictOptions):
             raise ValueError("ks must be positive integers, e.g. [1, 5, 10, 20]")
         return sorted(set(v))
 
+    @field_validator("users", mode="before")
+    @classmethod
+    def _users(cls, v: Any) -> Any:
+        """'all' (or null) = every user; a digit string = a count; other text = a file of ids."""
+        if isinstance(v, str):
+            if v.strip().lower() in ("all", "none", "null", ""):
+                return None
+            if v.strip().isdigit():
+                return int(v)
+        if isinstance(v, int) and not isinstance(v, bool) and v < 1:
+            raise ValueError("users must be at least 1 (or 'all')")
+        return v
+
     @field_validator("k", "batch_size", "max_tokens")
     @classmethod
     def _positive(cls, v: int) -> int:
