@@ -187,3 +187,17 @@ def test_format_override(tmp_path):
     path.write_text("user_id\titem_id\tts\nu\ta\t5\n")
     ds = load_dataset(path, format="table", sep="\t", time_col="ts")
     assert ds.interactions["timestamp"].tolist() == [5]
+
+
+def test_grouplens_zip_is_extracted_once(tmp_path, recllm_home):
+    import zipfile
+
+    archive = tmp_path / "ml-1m.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name in ("ratings.dat", "movies.dat"):
+            zf.write(DATA / "ml-1m" / name, f"ml-1m/{name}")
+    ds = load_dataset(archive)
+    check_contract(ds)
+    assert ds.name == "ml-1m" and len(list((recllm_home / "extracted").iterdir())) == 1
+    assert len(load_dataset(archive).interactions) == len(RATINGS)
+    assert len(list((recllm_home / "extracted").iterdir())) == 1

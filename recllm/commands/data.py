@@ -76,7 +76,8 @@ def run_list(args: argparse.Namespace) -> int:
     rows = []
     for spec in DATASETS.values():
         manifest = dataset_dir(spec.name) / "source.json"
-        rows.append({"name": spec.name, "fetched": manifest.exists(), "domain": spec.domain,
+        fetched = manifest.exists() if args.json else ("yes" if manifest.exists() else "no")
+        rows.append({"name": spec.name, "fetched": fetched, "domain": spec.domain,
                      "sources": len(spec.sources), "description": spec.description})
     if args.json:
         print_json(rows)
@@ -124,7 +125,8 @@ def run_stats(args: argparse.Namespace) -> int:
         return 0
     keys = ["name", "domain", "users", "items", "catalog_items", "interactions", "density",
             "interactions_per_user", "rated", "source", "load_seconds"]
-    print_table([{"field": k, "value": stats[k]} for k in keys])
+    print_table([{"field": k, "value": ("yes" if stats[k] else "no") if isinstance(stats[k], bool) else stats[k]}
+                 for k in keys])
     h = stats["history_length"]
     print(f"\nper-user interactions: min {h['min']}, median {h['median']:g}, max {h['max']}")
     print(f"leave-one-out: {len(split.test):,} test users, {len(split.valid):,} validation users, "

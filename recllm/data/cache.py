@@ -18,7 +18,7 @@ from typing import Any
 from recllm import paths
 from recllm.data.schema import Catalog, RecDataset
 
-CACHE_VERSION = 1  # bump when loaders change what they produce for the same files
+CACHE_VERSION = 2  # bump when loaders change what they produce for the same files
 _LIST_COLUMNS = ("genres", "alternates")
 
 

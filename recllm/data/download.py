@@ -189,6 +189,31 @@ def _pin(root: Path, source, files: dict[str, dict]) -> None:
     pins.write_text(json.dumps(data, indent=2))
 
 
+def extract_archive(path: Path) -> Path:
+    """A downloaded .zip (e.g. GroupLens's ml-1m.zip) extracted once under RECLLM_HOME/extracted;
+    returns its single top folder, or the extraction folder when there are several."""
+    st = path.stat()
+    tag = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = paths.subdir("extracted") / f"{path.stem}-{tag}"
+    if not target.exists():
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
+        try:
+            with zipfile.ZipFile(path) as zf:
+                for member in zf.namelist():  # refuse paths that would escape the folder
+                    if member.startswith("/") or ".." in Path(member).parts:
+                        raise RecllmError(f"unsafe path in archive: {member}", where=str(path))
+                zf.extractall(tmp)
+        except zipfile.BadZipFile as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RecllmError(f"not a readable zip archive ({exc})", where=str(path)) from None
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        tmp.rename(target)
+    entries = [p for p in target.iterdir() if not p.name.startswith(("__MACOSX", "."))]
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else target
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -56,12 +56,13 @@ def k_core(frame: pd.DataFrame, k: int | None) -> pd.DataFrame:
 
 def _user_order(users: pd.Series) -> np.ndarray:
     """Sort key for users: numeric when every id is a number ("2" before "10"), else text."""
-    unique = pd.unique(users)
-    if all(u.isdigit() for u in unique):
-        rank = {u: i for i, u in enumerate(sorted(unique, key=int))}
-    else:
-        rank = {u: i for i, u in enumerate(sorted(unique))}
-    return users.map(rank).to_numpy(dtype=np.int64)
+    codes, unique = pd.factorize(users)
+    unique = [str(u) for u in unique]
+    numeric = all(u.isdigit() for u in unique)
+    order = sorted(range(len(unique)), key=(lambda i: int(unique[i])) if numeric else unique.__getitem__)
+    rank = np.empty(len(unique), dtype=np.int64)
+    rank[order] = np.arange(len(unique))
+    return rank[codes]
 
 
 def chronological(frame: pd.DataFrame) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Any
 from recllm.data import cache
 from recllm.data.build import Loaded
 from recllm.data.detect import Plan, detect
-from recllm.data.download import Log, fetch, stderr_log
+from recllm.data.download import Log, extract_archive, fetch, stderr_log
 from recllm.data.filters import apply_filters
 from recllm.data.options import LoadOptions
 from recllm.data.registry import DATASETS, get_spec
@@ -62,6 +62,8 @@ def _resolve(name_or_path: str | Path, opts: LoadOptions, log: Log) -> tuple[str
     text = str(name_or_path)
     path = Path(text).expanduser()
     if isinstance(name_or_path, Path) or path.exists() or text not in DATASETS and _looks_like_path(text):
+        if path.suffix.lower() == ".zip" and path.is_file():
+            path = extract_archive(path)
         return None, detect(path, opts), None
     spec = get_spec(text)  # unknown names get a did-you-mean here
     fetched = fetch(spec.name, log=log)
@@ -71,7 +73,7 @@ def _resolve(name_or_path: str | Path, opts: LoadOptions, log: Log) -> tuple[str
 
 def _looks_like_path(text: str) -> bool:
     return "/" in text or "\\" in text or Path(text).suffix.lower() in (
-        ".csv", ".tsv", ".jsonl", ".json", ".parquet", ".inter", ".gz", ".dat", ".data", ".txt")
+        ".csv", ".tsv", ".jsonl", ".json", ".parquet", ".inter", ".gz", ".dat", ".data", ".txt", ".zip")
 
 
 def _apply_named(loaded: Loaded, name: str, opts: LoadOptions) -> None:
