@@ -25,13 +25,17 @@ LOADER_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
                                     "help": "repeated (user, item) pairs: keep first (default), last or all"}),
     "--k-core": ("k_core", {"type": int, "help": "keep users and items with at least k interactions"}),
     "--domain": ("domain", {"help": "singular noun for the items (movie, book, product)"}),
+    "--domain-plural": ("domain_plural", {"help": "plural noun (default: --domain + s)"}),
 }
 
 
 def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
     """The loader options as flags (`--user-col` ...), for every command that loads data."""
     group = parser.add_argument_group("loading")
+    metavars = {"--min-rating": "R", "--k-core": "K", "--domain": "NOUN", "--domain-plural": "NOUN"}
     for flag, (dest, kwargs) in LOADER_FLAGS.items():
+        if "choices" not in kwargs:
+            kwargs = {"metavar": metavars.get(flag, flag.lstrip("-").split("-")[-1].upper()), **kwargs}
         group.add_argument(flag, dest=f"load_{dest}", default=None, **kwargs)
     group.add_argument("--no-cache", dest="load_no_cache", action="store_true",
                        help="read the files again instead of the cached Arrow tables")

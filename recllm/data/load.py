@@ -33,7 +33,7 @@ def load_dataset(name_or_path: str | Path, *, log: Log = stderr_log, **options: 
     `options` are `LoadOptions` fields (column mapping, encoding, min_rating, duplicates,
     k_core, ...); unknown keys are errors. Results are cached under `RECLLM_HOME/tables`.
     """
-    opts = options if isinstance(options, LoadOptions) else LoadOptions.parse(options, where="load_dataset")
+    opts = LoadOptions.parse(options, where="load_dataset")
     named, plan, source = _resolve(name_or_path, opts, log)
     key = cache.cache_key(named or str(plan.path.resolve()), opts.model_dump(exclude={"cache"}), list(plan.files))
     if opts.cache:

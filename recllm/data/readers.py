@@ -82,15 +82,8 @@ def read_delimited(
         frame = pd.DataFrame(columns=list(names), dtype=str)
     frame["_line"] = np.arange(len(frame), dtype=np.int64) + lines_before + 1
     _check_short_rows(frame, text, path, sep, quoting, list(names))
-    # Strip the \r of Windows line ends (RecBole's ml-1m files have them) from the last field.
-    last = frame.columns[-2]
-    if frame[last].str.endswith("\r").any():
-        frame[last] = frame[last].str.rstrip("\r")
-    blank = (frame[list(names)] == "").all(axis=1)
-    if len(names) > 1:
-        # A blank line parses as one empty field and NaN-free padding; drop those rows.
-        blank |= frame[list(names)[0]].eq("") & frame[list(names)[1:]].eq("").all(axis=1)
-    return frame[~blank].reset_index(drop=True)
+    blank = (frame[list(names)] == "").all(axis=1)  # a blank line: every field empty
+    return frame[~blank.to_numpy()].reset_index(drop=True)
 
 
 _PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
