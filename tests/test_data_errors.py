@@ -186,3 +186,11 @@ def test_options_model_refuses_bad_values():
         LoadOptions.parse({"duplicates": "none"})
     with pytest.raises(RecllmError):
         LoadOptions.parse({"k_core": 0})
+
+
+def test_catalog_ids_that_match_nothing(tmp_path):
+    (tmp_path / "items.csv").write_text("id,title\n1,Heat (1995)\n")
+    (tmp_path / "r.csv").write_text("user_id,item_id\nu,m1\n")
+    err = error_of(tmp_path / "r.csv", items=str(tmp_path / "items.csv"))
+    assert "no interaction's item is in the catalog" in err.message and "'m1'" in err.message
+    assert "--id-col" in err.hint

@@ -201,3 +201,10 @@ def test_grouplens_zip_is_extracted_once(tmp_path, recllm_home):
     assert ds.name == "ml-1m" and len(list((recllm_home / "extracted").iterdir())) == 1
     assert len(load_dataset(archive).interactions) == len(RATINGS)
     assert len(list((recllm_home / "extracted").iterdir())) == 1
+
+
+def test_items_missing_from_catalog_are_dropped_and_counted(tmp_path):
+    (tmp_path / "items.csv").write_text("item_id,title\na,Heat (1995)\n")
+    (tmp_path / "r.csv").write_text("user_id,item_id,timestamp\nu,a,1\nu,zzz,2\n")
+    ds = load_dataset(tmp_path / "r.csv", items=str(tmp_path / "items.csv"))
+    assert ds.interactions["item_id"].tolist() == ["a"] and ds.meta["dropped_unknown_items"] == 1

@@ -137,6 +137,15 @@ def _text(value: Any) -> str | None:
 def drop_unknown_items(loaded: Loaded) -> Loaded:
     """Drop interactions whose item has no catalog entry (no title to show or match)."""
     known = loaded.interactions["item_id"].isin(loaded.catalog.table.index)
+    if len(known) and not known.any():
+        example = loaded.interactions["item_id"].iloc[0]
+        catalog_example = loaded.catalog.table.index[0]
+        raise RecllmError(
+            f"no interaction's item is in the catalog (interactions say {example!r}, "
+            f"the catalog has ids like {catalog_example!r})",
+            where=str(loaded.files[-1]) if loaded.files else None,
+            hint="check the id columns: --item-col for interactions, --id-col for the catalog",
+        )
     if not known.all():
         loaded.meta["dropped_unknown_items"] = int((~known).sum())
         loaded.interactions = loaded.interactions[known.to_numpy()].reset_index(drop=True)
