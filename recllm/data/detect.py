@@ -8,13 +8,13 @@ Parquet are generic tables. `--format` overrides the guess.
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from recllm.data.movielens import movielens_layout
 from recllm.data.options import LoadOptions
-from recllm.data.readers import open_bytes
 from recllm.errors import RecllmError
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".jsonl", ".json", ".ndjson", ".parquet", ".pq")
@@ -59,13 +59,11 @@ def amazon_pair(path: Path) -> tuple[Path, Path] | None:
 
 
 def _looks_amazon(path: Path) -> bool:
+    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16)
-        if path.suffix == ".gz":
-            head = open_bytes(path)[: 1 << 16]
-        first = json.loads(head.split(b"\n", 1)[0])
-    except (OSError, ValueError):
+        with opener(path, "rb") as f:
+            first = json.loads(f.readline(1 << 20))
+    except (OSError, ValueError, EOFError):
         return False
     return isinstance(first, dict) and "parent_asin" in first and ("user_id" in first or "title" in first)
 
