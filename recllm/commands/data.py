@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from typing import Any
 
 # CLI flag -> LoadOptions field; shared with other commands that load datasets.
@@ -80,13 +81,20 @@ def run_list(args: argparse.Namespace) -> int:
     rows = []
     for spec in DATASETS.values():
         manifest = dataset_dir(spec.name) / "source.json"
-        fetched = manifest.exists() if args.json else ("yes" if manifest.exists() else "no")
-        rows.append({"name": spec.name, "fetched": fetched, "domain": spec.domain,
-                     "sources": len(spec.sources), "description": spec.description})
+        served_by = None
+        if manifest.exists():
+            try:
+                served_by = json.loads(manifest.read_text()).get("source_id")
+            except (OSError, ValueError):
+                pass
+        rows.append({"name": spec.name, "fetched": served_by is not None, "served_by": served_by,
+                     "domain": spec.domain, "sources": [s.describe() for s in spec.sources],
+                     "description": spec.description})
     if args.json:
         print_json(rows)
     else:
-        print_table(rows, ["name", "fetched", "domain", "sources", "description"])
+        print_table([{**r, "fetched": r["served_by"] or "no", "sources": len(r["sources"])} for r in rows],
+                    ["name", "fetched", "domain", "sources", "description"])
     return 0
 
 
