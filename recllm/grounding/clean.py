@@ -41,10 +41,19 @@ _LEAD = re.compile(
     r"(?:recommend|suggest)(?:\s+(?:watching|reading|trying))?|you\s+(?:might|may|could|should|"
     r"would|will)\s+(?:also\s+|really\s+)?(?:like|enjoy|love|try|appreciate|want to (?:watch|read|"
     r"try|see))|try|check out|consider|watch|read|how about|maybe|perhaps)\s+", re.I)
+# Lines that talk about the answer rather than list it.
+CHATTER = re.compile(
+    r"^\W*(?:sure|certainly|of course|absolutely|okay|ok|great|alright|here (?:are|is)|here's|"
+    r"based on|given|considering|i hope|hope|i think|i believe|i'd|i would|i have|i've|i can|"
+    r"i'm|i am|enjoy|let me|feel free|happy|these|this list|note|please|as an ai|below|"
+    r"the following|if you|you (?:might|may|should|could|would|will)|thanks|thank you|"
+    r"in summary|overall|recommendations?\b|my (?:top|picks|recommendations))\b",
+    re.I,
+)
 _SMALL = frozenset("a an the of and in on at to for with from by or vs vs. de la le el du des "
                    "del der die das und of' o' n' is".split())
 _SENTENCE_WORDS = frozenset("you your you'll you'd this that these it it's its is are was "
-                            "were i i'm we our very really".split())
+                            "were we our very really".split())
 
 
 def clean_item(body: str, prose: bool = False) -> tuple[str, tuple[str, ...]] | None:
@@ -65,15 +74,14 @@ def clean_item(body: str, prose: bool = False) -> tuple[str, tuple[str, ...]] | 
             title = f"{title} ({year.group(1) or year.group(2)})"
         return _valid(title, (), prose)
     text = text.replace("**", "").replace("__", "").strip(" *_\t")
-    title, full = _cut(text)
-    alts: list[str] = []
-    if full != title and len(full.split()) <= MAX_PROSE_WORDS:
-        alts.append(_tidy(full))
+    title, readings = _cut(text)
+    alts = [_tidy(r) for r in readings if len(r.split()) <= MAX_PROSE_WORDS]
     m = _BY_AUTHOR.match(title)
     if m:
         alts.insert(0, _tidy(title))
         title = m.group(1)
-    return _valid(_tidy(title), tuple(a for a in alts if a), prose)
+    title = _tidy(title)
+    return _valid(title, tuple(a for a in dict.fromkeys(alts) if a and a != title), prose)
 
 
 _YEAR_AT_END = re.compile(r"[(\[]\s*\d{4}\s*[)\]]\s*$")
@@ -102,19 +110,19 @@ def _emphasized(text: str) -> tuple[str, str] | None:
     return None
 
 
-def _cut(text: str) -> tuple[str, str]:
-    """(title, uncut text): cut at the year or at the separator that starts a reason."""
-    head = text
+def _cut(text: str) -> tuple[str, list[str]]:
+    """(title, other readings): cut at the year or at the separator that starts a reason."""
     for m in _YEAR_GROUP.finditer(text[:MAX_TITLE_CHARS * 2]):
         year = _YEAR.search(m.group(1))
         if year:
             head = text[: m.start()].rstrip()
+            with_year = f"{head} ({year.group(1)})" if head else ""
             before, cut = _cut_reason(head, strong_only=True)
-            if cut:
-                return before, head
-            return f"{head} ({year.group(1)})" if head else "", f"{head} ({year.group(1)})"
-    before, cut = _cut_reason(head[: MAX_TITLE_CHARS * 2])
-    return before, text
+            return (before, [with_year]) if cut else (with_year, [])
+    head = text[: MAX_TITLE_CHARS * 2]
+    title, _ = _cut_reason(head)
+    strong, _ = _cut_reason(head, strong_only=True)
+    return title, [r for r in (strong, text) if r != title]
 
 
 def _cut_reason(text: str, strong_only: bool = False) -> tuple[str, bool]:
@@ -124,7 +132,7 @@ def _cut_reason(text: str, strong_only: bool = False) -> tuple[str, bool]:
     """
     for m in _SEP.finditer(text):
         sep = m.group(0).strip()
-        strong = sep[:1] in ":：-–—|"
+        strong = bool(sep) and sep[0] in ":：-–—|"
         if strong_only and not strong:
             continue
         nxt = _SEP.search(text, m.end())
@@ -138,7 +146,7 @@ def _cut_reason(text: str, strong_only: bool = False) -> tuple[str, bool]:
 def _continues(segment: str) -> bool:
     """Does this part after ':' or ' - ' read like a subtitle ("Episode IV", "A New Hope")?"""
     words = segment.split()
-    if not 1 <= len(words) <= 7 or segment.rstrip().endswith((".", "!", "?")) and len(words) > 3:
+    if not 1 <= len(words) <= 10 or segment.rstrip().endswith((".", "!", "?")) and len(words) > 3:
         return False
     if not (words[0][:1].isupper() or words[0][:1].isdigit()):
         return False
@@ -175,7 +183,7 @@ def split_inline(line: str) -> list[tuple[str, tuple[str, ...]]] | None:
     first_comma = min((i for i in (line.find(","), line.find(";")) if i != -1), default=-1)
     if 0 < colon < first_comma:
         lead = line[:colon]
-        if len(lead.split()) >= 3 and sum(w[:1].islower() for w in lead.split()) >= 2:
+        if CHATTER.match(lead) or len(lead.split()) >= 3 and sum(w[:1].islower() for w in lead.split()) >= 2:
             line = line[colon + 2:]
     sep = ";" if line.count(";") >= 2 else ","
     parts = [p.strip() for p in line.split(sep)]

@@ -35,6 +35,7 @@ class GramIndex:
             self.grams = np.zeros(0, np.int64)
             self.offsets = np.zeros(1, np.int64)
             self.postings = np.zeros(0, np.int32)
+            self._gram_id = None
             return
         # All keys in one string, "\0"-separated, so one vectorized pass makes every trigram.
         codes = _codes("\x00".join(f" {k} " for k in keys))
@@ -49,6 +50,7 @@ class GramIndex:
         del gram_id, owner
         self.postings = (pairs % n).astype(np.int32)
         self.offsets = np.searchsorted(pairs // n, np.arange(len(self.grams) + 1)).astype(np.int64)
+        self._gram_id: dict[int, int] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -62,28 +64,33 @@ class GramIndex:
         """
         if self.n == 0 or not key:
             return np.zeros(0, np.int32)
-        query = np.unique(_pack(_codes(f" {key} ")))
-        pos = np.minimum(np.searchsorted(self.grams, query), len(self.grams) - 1)
-        pos = pos[self.grams[pos] == query]
-        if len(pos) == 0:
+        if self._gram_id is None:  # packed trigram -> position, built on first fuzzy query
+            self._gram_id = dict(zip(self.grams.tolist(), range(len(self.grams))))
+        padded = f" {key} "
+        codes = [ord(ch) for ch in padded]
+        offsets, found = self.offsets, []
+        for packed in {(a << 42) | (b << 21) | c for a, b, c in zip(codes, codes[1:], codes[2:])}:
+            g = self._gram_id.get(packed)
+            if g is not None:
+                start, end = int(offsets[g]), int(offsets[g + 1])
+                found.append((end - start, start, end))
+        if not found:
             return np.zeros(0, np.int32)
-        starts, ends = self.offsets[pos], self.offsets[pos + 1]
-        order = np.argsort(ends - starts, kind="stable")
+        found.sort()
         lists, total = [], 0
-        for j in order[: 3 * max_edits + 1]:
-            size = int(ends[j] - starts[j])
+        for size, start, end in found[: 3 * max_edits + 1]:
             if lists and total + size > budget:
                 break
-            lists.append(self.postings[starts[j]: ends[j]])
+            lists.append(self.postings[start:end])
             total += size
         if len(lists) == 1:
-            ids = lists[0]
-            counts = np.ones(len(ids), np.int32)
+            ids, counts = lists[0], None
         else:
             ids, counts = np.unique(np.concatenate(lists), return_counts=True)
-        if len(ids) <= limit:
-            return ids[np.lexsort((np.abs(self.lengths[ids] - len(key)), -counts))]
+        gap = np.abs(self.lengths[ids] - len(key))
         # Most shared trigrams first, then closest length.
-        rank = counts.astype(np.int64) * 4096 - np.minimum(np.abs(self.lengths[ids] - len(key)), 4095)
-        top = np.argpartition(-rank, limit - 1)[:limit]
-        return ids[top[np.argsort(-rank[top], kind="stable")]]
+        rank = gap if counts is None else gap - counts.astype(np.int64) * 4096
+        if len(ids) > limit:
+            top = np.argpartition(rank, limit - 1)[:limit]
+            ids, rank = ids[top], rank[top]
+        return ids[np.argsort(rank, kind="stable")]

@@ -16,6 +16,7 @@ the answer gave; without one, `tie_break` decides.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -25,11 +26,11 @@ from rapidfuzz import fuzz, process
 from recllm.data.titles import split_title, split_year, title_key
 from recllm.errors import RecllmError
 from recllm.grounding.index import GramIndex
+from recllm.grounding.verify import strip_article_typo, typo_edits
 
 TieBreak = Literal["popular", "first", "latest", "earliest"]
 _ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
           "xi": "11", "xii": "12", "xiii": "13"}
-_DIGITS = re.compile(r"\d+")
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,10 @@ class TitleMatcher:
         alternate titles in parentheses are read from it unless `years` gives the year.
     years / alternates / popularity: optional per-item year, extra names, and a popularity
         (e.g. training interaction counts) used by `tie_break="popular"`.
-    cutoff: minimum fuzz.ratio (0-100) of a fuzzy match; 100 turns fuzzy matching off.
+    cutoff: minimum fuzz.ratio (0-100) of a fuzzy candidate; 100 turns fuzzy matching off.
+        A candidate above it must still differ from the title by typos only (see `verify`).
+    year_window: a year in the answer further than this from every item under a key rules the
+        key out (remakes, and look-alikes from another time); None ignores years for that.
     tie_break: which of several items sharing a title wins when the answer gave no year (or
         two are equally close to it): "popular" (falls back to "first" without popularity),
         "first" (catalog order), "latest" or "earliest" (by year).
@@ -97,11 +101,11 @@ class TitleMatcher:
         years: Mapping[str, int | None] | None = None,
         alternates: Mapping[str, Sequence[str]] | None = None,
         popularity: Mapping[str, float] | None = None,
-        cutoff: float = 88.0,
+        cutoff: float = 75.0,
         tie_break: TieBreak = "popular",
-        year_tolerance: int = 1,
+        year_window: int | None = 3,
         subtitle_aliases: bool = True,
-        max_candidates: int = 256,
+        max_candidates: int = 128,
         posting_budget: int = 20_000,
         cache_size: int = 100_000,
     ):
@@ -113,7 +117,8 @@ class TitleMatcher:
                               hint="use one of: popular, first, latest, earliest")
         if not 0 <= cutoff <= 100:
             raise RecllmError(f"cutoff must be within 0..100, got {cutoff}")
-        self.cutoff, self.tie_break, self.year_tolerance = float(cutoff), tie_break, year_tolerance
+        self.cutoff, self.tie_break = float(cutoff), tie_break
+        self.year_window = 10**6 if year_window is None else year_window
         self.max_candidates, self.posting_budget, self.cache_size = max_candidates, posting_budget, cache_size
         self.ids: list[str] = []
         self.titles: list[str] = []
@@ -153,6 +158,10 @@ class TitleMatcher:
                 self._alias.setdefault(alias, []).append(idx)
             self.item_alias.append(own_aliases)
         self.has_popularity = popularity is not None
+        # Every word of every title: a differing word of the answer that is in here is another
+        # real word, not a typo (see verify.py).
+        counts = Counter(w for k in self.keys for w in set(k.split()))
+        self.vocab: frozenset[str] = frozenset(w for w, n in counts.items() if n >= 2)
         self.index = GramIndex(self.keys) if self.cutoff < 100 else None
         self._cache: dict[str, Match | None] = {}
 
@@ -186,11 +195,12 @@ class TitleMatcher:
         return [self.match_one(t) for t in titles]
 
     def match_one(self, title: str, *, fuzzy: bool = True) -> Match | None:
-        cached = self._cache.get(title) if fuzzy else None
-        if cached is not None or (fuzzy and title in self._cache):
-            return cached
+        """One title; `fuzzy=False` tries the keys only. Results are cached (`cache_size`, 0: off)."""
+        use_cache = fuzzy and self.cache_size > 0
+        if use_cache and title in self._cache:
+            return self._cache[title]
         result = self._lookup(title, fuzzy)
-        if fuzzy:
+        if use_cache:
             if len(self._cache) >= self.cache_size:
                 self._cache.clear()
             self._cache[title] = result
@@ -202,44 +212,70 @@ class TitleMatcher:
             return None
         kid = self._key_id.get(key)
         if kid is not None:
-            return self._make(self._resolve(self.key_items[kid], year), 100.0, "exact")
+            return self._keyed(self.key_items[kid], year, "exact")
         alias = self._alias.get(key)
         if alias:
-            return self._make(self._resolve(alias, year), 100.0, "alias")
+            return self._keyed(alias, year, "alias")
         if fuzzy and self.cutoff < 100:
             return self._fuzzy(key, year)
         return None
 
     def _fuzzy(self, key: str, year: int | None) -> Match | None:
-        # Indel distance allowed by the cutoff, in edit operations (each touches <= 3 trigrams).
+        """Blocked candidates -> fuzz.ratio >= cutoff -> typo check -> fewest edits wins.
+
+        Two different keys equally close (after the year) make the title ambiguous: None.
+        """
+        variants = [key]
+        trimmed = strip_article_typo(key, self.vocab)
+        if trimmed:
+            variants.append(trimmed)
         if self.index is None:  # a restricted matcher: few keys, scan them all
             cand = list(range(len(self.keys)))
         else:
-            max_edits = max(1, int((1 - self.cutoff / 100) * 2 * len(key)))
-            cand = self.index.candidates(key, max_edits=max_edits, budget=self.posting_budget,
-                                         limit=self.max_candidates).tolist()
+            cand = []
+            for variant in variants:
+                max_edits = 2 if variant.count(" ") < 3 else 4  # what typo_edits can accept
+                cand += self.index.candidates(variant, max_edits=max_edits, budget=self.posting_budget,
+                                              limit=self.max_candidates).tolist()
         if not cand:
             return None
         choices = [self.keys[i] for i in cand]
-        hits = process.extract(key, choices, scorer=fuzz.ratio, processor=None,
-                               score_cutoff=self.cutoff, limit=8)
-        best, best_score = None, -1.0
-        digits = _DIGITS.findall(key)
+        hits = [h for v in variants for h in process.extract(
+            v, choices, scorer=fuzz.ratio, processor=None, score_cutoff=self.cutoff, limit=10)]
+        hits.sort(key=lambda h: -h[1])
+        seen: set[int] = set()
+        ranked = []
         for _, score, pos in hits:
-            kid = int(cand[pos])
-            if _DIGITS.findall(self.keys[kid]) != digits:
-                continue  # "Toy Story 4" is not "Toy Story 3", however similar the strings
+            kid = cand[pos]
+            if kid in seen:
+                continue
+            seen.add(kid)
+            edits = typo_edits(key, self.keys[kid], self.vocab)
+            if edits is None:
+                continue
             items = self.key_items[kid]
-            if year is not None and not any(
-                self.years[i] is not None and abs(self.years[i] - year) <= self.year_tolerance
-                for i in items
-            ) and any(self.years[i] is not None for i in items):
-                score -= 10.0  # a look-alike from another year is probably another work
-                if score < self.cutoff:
-                    continue
-            if score > best_score:
-                best, best_score = self._resolve(items, year), score
-        return None if best is None else self._make(best, round(best_score, 2), "fuzzy")
+            if year is not None:
+                near = [i for i in items if self.years[i] is not None
+                        and abs(self.years[i] - year) <= self.year_window]
+                if not near and any(self.years[i] is not None for i in items):
+                    continue  # a look-alike from another time is another work
+            ranked.append((edits, -score, kid))
+        if not ranked:
+            return None
+        ranked.sort()
+        if len(ranked) > 1 and ranked[1][:2] == ranked[0][:2]:
+            return None
+        edits, neg_score, kid = ranked[0]
+        return self._make(self._resolve(self.key_items[kid], year), round(-neg_score, 2), "fuzzy")
+
+    def _keyed(self, items: list[int], year: int | None, method: str) -> Match | None:
+        """A key match, unless the answer's year rules out every item under the key
+        ("Psycho (1998)" when the catalog has only the 1960 film)."""
+        if year is not None and all(
+            self.years[i] is not None and abs(self.years[i] - year) > self.year_window for i in items
+        ):
+            return None
+        return self._make(self._resolve(items, year), 100.0, method)
 
     def _resolve(self, items: list[int], year: int | None) -> int:
         """One item of several sharing a key: closest year, then `tie_break`."""

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from recllm.data.titles import title_key
-from recllm.grounding.clean import clean_item, split_inline
+from recllm.grounding.clean import CHATTER, clean_item, split_inline
 
 MAX_CHARS = 100_000  # an answer of k titles never needs more; the rest is counted as truncated
 MAX_LINES = 5_000
@@ -39,14 +39,6 @@ _JSON_FIELD_STR = re.compile(
 )
 _JSON_STR = re.compile(r'"((?:[^"\\\n]|\\.){1,300})"\s*(?=[,\]\n]|$)')
 _JSON_YEAR = ("year", "release_year", "released")
-_CHATTER = re.compile(
-    r"^\W*(?:sure|certainly|of course|absolutely|okay|ok|great|alright|here (?:are|is)|here's|"
-    r"based on|given|considering|i hope|hope|i think|i believe|i'd|i would|i have|i've|i can|"
-    r"i'm|i am|enjoy|let me|feel free|happy|these|this list|note|please|as an ai|below|"
-    r"the following|if you|you (?:might|may|should|could|would|will)|thanks|thank you|"
-    r"in summary|overall|recommendations?\b|my (?:top|picks|recommendations))\b",
-    re.I,
-)
 
 
 @dataclass(frozen=True)
@@ -280,7 +272,7 @@ def _line_items(text: str) -> list[Item] | None:
     items = []
     for line in text.splitlines()[:MAX_LINES]:
         line = line.strip()
-        if not line or line.endswith(":") or _CHATTER.match(line) or line.startswith("```"):
+        if not line or line.endswith(":") or CHATTER.match(line) or line.startswith("```"):
             continue
         item = clean_item(line, prose=True)
         if item:

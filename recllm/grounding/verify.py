@@ -1,0 +1,105 @@
+"""Is a near-identical catalog key the title the answer meant, or merely another title like it?
+
+Character similarity alone cannot tell "Return of the Rosetta" (not in the catalog) from
+"Return of the Rose", nor "Shadwos" (a typo) from "Shadows". Typos change a few letters of a
+word and usually make a non-word; different titles differ by whole words, or by a letter that
+makes another real word ("Fall King" / "Full King"). So a fuzzy candidate is accepted only when:
+
+- the words line up one to one, or by one misspelled leading/trailing article ("Teh Matrix"),
+  or the spaces sit elsewhere ("Day'sB each") and the texts without spaces are a typo apart;
+- every differing word of the answer is a non-word for this catalog (in fewer than two of its
+  titles; a misspelled small word such as "he" for "the" is let through) and is within a typo of the catalog's word (optimal string alignment, a transposition is
+  one edit): one edit, two when both words have 8+ letters;
+- at most one word differs, two in titles of three or more words or 12+ letters;
+- numbers agree exactly ("Toy Story 3" is not "Toy Story 4").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Container
+
+from rapidfuzz.distance import OSA
+
+_REAL_WORDS = frozenset("she thy tie toe tee then they them thee he ha as at in on to be "
+                        "am and any ant ten tho ah oh eh hen".split())
+
+
+_SMALL_WORDS = frozenset("the of and to in on for with from my your at by or".split())
+
+
+def word_allowance(length: int) -> int:
+    return 1 if length < 8 else 2
+
+
+def typo_edits(query: str, candidate: str, vocab: Container[str]) -> int | None:
+    """Edits that turn key `query` into key `candidate` if they look like typos, else None."""
+    q, c = query.split(), candidate.split()
+    if len(q) == len(c) + 1:  # a misspelled article the key could not strip
+        for trimmed in (q[1:] if _article_typo(q[0], vocab) else None,
+                        q[:-1] if _article_typo(q[-1], vocab, trailing=True) else None):
+            edits = None if trimmed is None else _words_close(trimmed, c, vocab)
+            if edits is not None:
+                return edits + 1
+    if abs(len(q) - len(c)) <= 1 and _boundaries(q) != _boundaries(c) \
+            and any(w not in vocab and w not in c for w in q):
+        # A space typed in the wrong place ("Highi n Sam", which leaves a non-word): compare
+        # without spaces.
+        a, b = "".join(q), "".join(c)
+        if any(w.isdigit() for w in q + c) and [w for w in q if w.isdigit()] != [w for w in c if w.isdigit()]:
+            return None
+        allowed = 1 if len(b) < 16 else 2
+        d = OSA.distance(a, b, score_cutoff=allowed + 1)
+        return d + 1 if d <= allowed else None
+    return _words_close(q, c, vocab)
+
+
+def _boundaries(words: list[str]) -> list[int]:
+    out, pos = [], 0
+    for w in words[:-1]:
+        pos += len(w)
+        out.append(pos)
+    return out
+
+
+def _words_close(q: list[str], c: list[str], vocab: Container[str]) -> int | None:
+    if len(q) != len(c) or not q:
+        return None
+    total, differing = 0, 0
+    for a, b in zip(q, c):
+        if a == b:
+            continue
+        if a.isdigit() or b.isdigit():
+            return None  # another number: another title
+        if a in vocab and not (b in _SMALL_WORDS and OSA.distance(a, b, score_cutoff=2) <= 1):
+            return None  # another real word, unless a small word typed wrong ("he" for "the")
+        differing += 1
+        allowed = word_allowance(min(len(a), len(b)))
+        d = OSA.distance(a, b, score_cutoff=allowed + 1)
+        if d > allowed:
+            return None
+        total += d
+    if differing > (2 if len(q) >= 3 or sum(map(len, q)) >= 12 else 1):
+        return None
+    return total
+
+
+def strip_article_typo(key: str, vocab: Container[str]) -> str | None:
+    """The key without a misspelled leading or trailing article ("teh matrix" -> "matrix")."""
+    words = key.split()
+    if len(words) < 2:
+        return None
+    if _article_typo(words[0], vocab):
+        return " ".join(words[1:])
+    if _article_typo(words[-1], vocab, trailing=True):
+        return " ".join(words[:-1])
+    return None
+
+
+def _article_typo(word: str, vocab: Container[str], trailing: bool = False) -> bool:
+    if trailing and word in ("the", "a", "an"):  # "Suspects, The!": punctuation kept it in the key
+        return True
+    if word in _REAL_WORDS or not 2 <= len(word) <= 4 or not word.isalpha():
+        return False
+    if OSA.distance(word, "the", score_cutoff=2) <= 1:  # "teh", "th", "tge": only ever "the"
+        return True
+    return word not in vocab and OSA.distance(word, "an", score_cutoff=2) <= 1
