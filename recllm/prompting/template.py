@@ -1,0 +1,210 @@
+"""One prompt template: a Jinja file whose first lines are a YAML header in a Jinja comment.
+
+    {#
+    name: generate
+    version: 1
+    description: Recommend k items from the user's history, no candidates.
+    mode: generate          # generate (open, full catalog) | rank (order the given candidates)
+    output: numbered_list   # numbered_list | json
+    chat: true              # true: {% block system %} / {% block user %} messages; false: raw prompt
+    k: 10
+    stop: []
+    #}
+    {% block system %}You recommend {{ domain_plural }}.{% endblock %}
+    {% block user %}...{% endblock %}
+
+The header is a Jinja comment, so the file stays valid Jinja and error line numbers are the
+file's own. Chat templates write one `{% block %}` per message, named by role (`system`,
+`user`, `assistant`, optionally suffixed `_1`, `_2` ... for few-shot turns) in the order they
+appear; text outside blocks must be whitespace. Completion templates (`chat: false`) render the
+whole file as one raw prompt for base models. Rendering runs in Jinja's immutable sandbox with
+StrictUndefined: values such as titles are data and are never parsed as template code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
+from pydantic import Field
+
+from recllm.errors import RecllmError
+from recllm.options import StrictOptions
+
+Message = dict[str, str]
+ROLE_BLOCK = re.compile(r"^(system|user|assistant)(?:_\w+)?$")
+_HEADER = re.compile(r"\A\s*\{#-?(.*?)-?#\}", re.DOTALL)
+
+
+class TemplateHeader(StrictOptions):
+    """The YAML header at the top of every template file (unknown keys are errors)."""
+
+    name: str
+    version: int | str = 1
+    description: str
+    mode: Literal["generate", "rank"]
+    output: Literal["numbered_list", "json"] = "numbered_list"
+    chat: bool = True
+    k: int = Field(10, ge=1)
+    stop: list[str] = Field(default_factory=list)
+
+
+def make_environment() -> ImmutableSandboxedEnvironment:
+    """The one Jinja environment: sandboxed, immutable, undefined names are errors, no escaping
+    (prompts are plain text), tidy block whitespace."""
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
+        keep_trailing_newline=False,
+    )
+
+
+_ENV = make_environment()
+
+
+@dataclass(frozen=True, eq=False)
+class PromptTemplate:
+    """A parsed, compiled template. `sha256` hashes the file's exact text, for results."""
+
+    header: TemplateHeader
+    source: str
+    path: Path | None = None
+
+    def __post_init__(self):
+        where = self.where
+        try:
+            ast = _ENV.parse(self.source, name=self.header.name, filename=where)
+            code = _ENV.compile(ast, name=self.header.name, filename=where)
+        except TemplateSyntaxError as exc:
+            raise RecllmError(f"template syntax error: {exc.message}", where=f"{where}:{exc.lineno}",
+                              hint="fix the Jinja markup at that line") from None
+        object.__setattr__(self, "_ast", ast)
+        object.__setattr__(self, "_compiled",
+                           _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None)))
+        self._check_layout(ast)
+
+    @property
+    def name(self) -> str:
+        return self.header.name
+
+    @property
+    def where(self) -> str:
+        return str(self.path) if self.path else f"<template {self.header.name}>"
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """Every name the template reads from its context (loop variables and sets excluded)."""
+        return frozenset(meta.find_undeclared_variables(self._ast))
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Message block names in order (empty for completion templates)."""
+        return tuple(self._compiled.blocks) if self.header.chat else ()
+
+    def render(self, variables: Mapping[str, Any]) -> tuple[Message, ...] | str:
+        """Chat messages (empty ones dropped) or the raw prompt; errors name file and line."""
+        ctx = self._compiled.new_context(dict(variables))
+        captured: dict[str, str] = {}
+        if self.header.chat:  # run the root once (top-level sets), capturing each block's text
+            for block, funcs in list(ctx.blocks.items()):
+                ctx.blocks[block] = [_capture(block, funcs[0], captured)]
+        try:
+            try:
+                outside = "".join(self._compiled.root_render_func(ctx))
+            except Exception:  # let Jinja map the traceback to template lines, then re-raise
+                _ENV.handle_exception(self.source)
+        except UndefinedError as exc:
+            raise self._error(exc, f"uses a variable that was not provided: {exc.message}",
+                              "declare it in recllm.prompting.context.VARIABLES or pass it") from None
+        except SecurityError as exc:
+            raise self._error(exc, f"unsafe operation refused by the sandbox: {exc}", None) from None
+        except TemplateError as exc:
+            raise self._error(exc, f"render failed: {exc}", None) from None
+        if not self.header.chat:
+            text = outside.strip()
+            if not text:
+                raise RecllmError("template renders an empty prompt", where=self.where,
+                                  hint="check the conditions around its text")
+            return text
+        messages = tuple({"role": ROLE_BLOCK.match(b).group(1), "content": c.strip()}
+                         for b, c in captured.items() if c.strip())
+        if not any(m["role"] == "user" for m in messages):
+            raise RecllmError("template renders no user message (every user block is empty)",
+                              where=self.where, hint="a chat template needs a non-empty {% block user %}")
+        return messages
+
+    def _error(self, exc: Exception, message: str, hint: str | None) -> RecllmError:
+        return RecllmError(message, where=f"{self.where}:{_template_line(exc, self.where)}", hint=hint)
+
+    def _check_layout(self, ast: nodes.Template) -> None:
+        blocks = [b.name for b in ast.find_all(nodes.Block)]
+        if not self.header.chat:
+            if blocks:
+                raise RecllmError(f"completion template (chat: false) has blocks {blocks}",
+                                  where=self.where, hint="remove the blocks or set `chat: true`")
+            return
+        bad = [b for b in blocks if not ROLE_BLOCK.match(b)]
+        if bad or not blocks:
+            raise RecllmError(
+                f"chat template needs message blocks named system / user / assistant[_N]; "
+                f"found {blocks or 'none'}", where=self.where,
+                hint="write {% block system %}...{% endblock %} and {% block user %}...{% endblock %}")
+        for node in ast.body:  # text outside blocks would be silently lost: refuse it
+            if isinstance(node, nodes.Output) and any(
+                not (isinstance(n, nodes.TemplateData) and not n.data.strip()) for n in node.nodes
+            ):
+                raise RecllmError("chat template has text outside its message blocks",
+                                  where=f"{self.where}:{node.lineno}",
+                                  hint="move it inside a {% block ... %} or into a {# comment #}")
+
+
+def _capture(name: str, func, captured: dict[str, str]):
+    def render_block(context):
+        captured[name] = "".join(func(context))
+        return iter(())
+    return render_block
+
+
+def _template_line(exc: Exception, filename: str) -> int | str:
+    """The template line of a render error, from the traceback Jinja rewrites to the file."""
+    line: int | str = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+def parse_template(source: str, path: Path | None = None) -> PromptTemplate:
+    """Split off and validate the header, compile the body."""
+    where = str(path) if path else "<template>"
+    match = _HEADER.match(source)
+    if not match:
+        raise RecllmError("template has no header", where=where,
+                          hint="start the file with a {# ... #} comment holding YAML: name, "
+                               "description, mode (generate|rank), output, chat, k, stop")
+    try:
+        data = yaml.safe_load(match.group(1))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1 + source[: match.start(1)].count(chr(10))}" if mark else ""
+        raise RecllmError(f"malformed template header: {getattr(exc, 'problem', exc)}",
+                          where=where + line, hint="the header is YAML inside {# ... #}") from None
+    if not isinstance(data, dict):
+        raise RecllmError("malformed template header: expected YAML `key: value` lines",
+                          where=where, hint="e.g. `name: generate` and `mode: generate`")
+    if path is not None:
+        data.setdefault("name", path.stem)
+    header = TemplateHeader.parse(data, where=f"{where} (header)")
+    return PromptTemplate(header=header, source=source, path=path)
