@@ -92,7 +92,7 @@ def check_paths(paths: Iterable[str | Path] = ()) -> list[CheckResult]:
     for path in map(Path, paths):
         files += sorted(p for p in path.iterdir() if p.suffix in SUFFIXES) if path.is_dir() else [path]
     if not paths:
-        files = list(template_files().values())
+        files = [path for _, path in sorted(template_files().items())]
     results = []
     for file in files:
         try:
