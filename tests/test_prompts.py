@@ -12,8 +12,8 @@ from recllm.errors import RecllmError
 from recllm.prompting import (VARIABLES, build_context, builtin_dir, check_paths, list_templates,
                               load_template, parse_template, render_prompt)
 
-SHIPPED = ["completion", "cross-domain", "generate", "generate-json", "rank-icl", "rank-recency",
-           "rank-sequential"]
+SHIPPED = ["completion", "cross-domain", "generate", "generate-json", "generate-ratings", "rank-icl",
+           "rank-recency", "rank-sequential"]
 
 
 def case_for(dataset, user: str) -> UserCase:
