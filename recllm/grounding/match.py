@@ -25,7 +25,7 @@ from rapidfuzz import fuzz, process
 
 from recllm.data.titles import split_title, split_year, title_key
 from recllm.errors import RecllmError
-from recllm.grounding.index import GramIndex
+from recllm.grounding.index import GramIndex, WordIndex
 from recllm.grounding.verify import strip_article_typo, typo_edits
 
 TieBreak = Literal["popular", "first", "latest", "earliest"]
@@ -106,6 +106,7 @@ class TitleMatcher:
         year_window: int | None = 3,
         subtitle_aliases: bool = True,
         max_candidates: int = 128,
+        gram_size: int = 3,
         posting_budget: int = 20_000,
         cache_size: int = 100_000,
     ):
@@ -162,7 +163,8 @@ class TitleMatcher:
         # real word, not a typo (see verify.py).
         counts = Counter(w for k in self.keys for w in set(k.split()))
         self.vocab: frozenset[str] = frozenset(w for w, n in counts.items() if n >= 2)
-        self.index = GramIndex(self.keys) if self.cutoff < 100 else None
+        self.index = GramIndex(self.keys, q=gram_size) if self.cutoff < 100 else None
+        self.words = WordIndex(self.keys) if self.cutoff < 100 else None
         self._cache: dict[str, Match | None] = {}
 
     @classmethod
@@ -174,7 +176,7 @@ class TitleMatcher:
                   for i, r, t in zip(table.index, source, table["title"])}
         if "year" in table.columns and "years" not in options:
             options["years"] = {str(i): (None if y is None or y != y else int(y))
-                                for i, y in zip(table.index, table["year"].astype("object"))}
+                                for i, y in zip(table.index, table["year"].astype("float64"))}
         if "alternates" in table.columns and "alternates" not in options:
             options["alternates"] = {str(i): [a for a in (alts or ()) if isinstance(a, str)]
                                      for i, alts in zip(table.index, table["alternates"])
@@ -223,20 +225,29 @@ class TitleMatcher:
     def _fuzzy(self, key: str, year: int | None) -> Match | None:
         """Blocked candidates -> fuzz.ratio >= cutoff -> typo check -> fewest edits wins.
 
-        Two different keys equally close (after the year) make the title ambiguous: None.
+        Candidates come from the rarest q-grams first, then (for titles of several words, when
+        those gave nothing) from keys sharing a rare intact word. Two different keys equally
+        close make the title ambiguous: None.
         """
         variants = [key]
         trimmed = strip_article_typo(key, self.vocab)
         if trimmed:
             variants.append(trimmed)
         if self.index is None:  # a restricted matcher: few keys, scan them all
-            cand = list(range(len(self.keys)))
-        else:
-            cand = []
-            for variant in variants:
-                max_edits = 2 if variant.count(" ") < 3 else 4  # what typo_edits can accept
-                cand += self.index.candidates(variant, max_edits=max_edits, budget=self.posting_budget,
-                                              limit=self.max_candidates).tolist()
+            return self._pick(variants, list(range(len(self.keys))), key, year)
+        cand: list[int] = []
+        for variant in variants:
+            max_edits = 2 if variant.count(" ") < 3 else 4  # what typo_edits can accept
+            cand += self.index.candidates(variant, max_edits=max_edits, budget=self.posting_budget,
+                                          limit=self.max_candidates).tolist()
+        found = self._pick(variants, cand, key, year)
+        if found is not None or " " not in key or self.words is None:
+            return found
+        tried = set(cand)
+        more = [k for v in variants for k in self.words.candidates(v).tolist() if k not in tried]
+        return self._pick(variants, more, key, year)
+
+    def _pick(self, variants: list[str], cand: list[int], key: str, year: int | None) -> Match | None:
         if not cand:
             return None
         choices = [self.keys[i] for i in cand]
@@ -341,7 +352,7 @@ class TitleMatcher:
             sub.item_keys.append(tuple(own))
             for alias in sub.item_alias[new]:
                 sub._alias.setdefault(alias, []).append(new)
-        sub.index, sub._cache, sub.cache_size = None, {}, 1_000
+        sub.index, sub.words, sub._cache, sub.cache_size = None, None, {}, 1_000
         sub.__dict__.pop("_pos", None)
         return sub
 
@@ -356,5 +367,5 @@ class TitleMatcher:
             "items": len(self.ids), "keys": len(self.keys),
             "ambiguous_keys": sum(len(v) > 1 for v in self.key_items),
             "aliases": len(self._alias),
-            "index_mb": round(self.index.nbytes / 2**20, 1) if self.index is not None else 0.0,
+            "index_mb": round((self.index.nbytes + self.words.nbytes) / 2**20, 1) if self.index is not None else 0.0,
         }
