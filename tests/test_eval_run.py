@@ -82,7 +82,7 @@ def test_same_config_same_samples_and_recompute(tmp_path, tiny_dataset):
     a = run_eval(config(tmp_path, output=str(tmp_path / "a"), protocol="candidates", negatives=4),
                  dataset=tiny_dataset, log=lambda m: None)[0]
     b = run_eval(config(tmp_path, output=str(tmp_path / "b"), protocol="candidates", negatives=4,
-                        batch_size=3), dataset=tiny_dataset, log=lambda m: None)[0]
+                        batch_size=3, workers=2), dataset=tiny_dataset, log=lambda m: None)[0]
     assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes()
     assert recompute(a)["systems"] == systems(a)
 

@@ -13,7 +13,8 @@ from recllm.data.schema import UserCase
 class RandomBaseline(Baseline):
     """Uniform random scores, seeded per (run seed, user): the floor any method must clear.
 
-    Expected HR@k in candidate ranking with C candidates is k / C; NDCG@10 with 1+19 is ~0.33.
+    Expected HR@k in candidate ranking with C candidates is k / C; NDCG@10 with 1+19 is
+    (1/20) * sum_{r=1..10} 1/log2(r+1) = 0.227.
     """
 
     name = "random"

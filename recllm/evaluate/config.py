@@ -21,7 +21,8 @@ from recllm.options import StrictOptions
 
 SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives")
 # Keys that do not change any sample, so a resumed run may change them.
-UNHASHED = ("output", "limit", "batch_size", "cache", "progress", "name", "retry_failed")
+UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "name",
+            "retry_failed")
 DEFAULT_TEMPLATES = {"full": "generate", "candidates": "rank-sequential", "retrieved": "rank-sequential"}
 
 
@@ -44,6 +45,7 @@ class EvalConfig(StrictOptions):
     ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20])
     negatives: int | list[int] = 19
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    negatives_exclude_seen: bool = True   # false = LLMRank's sampler (any item but the target)
     retriever: Literal["popularity", "itemknn"] = "popularity"
     shuffle_candidates: bool = True
     bootstrap: int = 0                    # extra asks with re-shuffled candidates
@@ -60,6 +62,7 @@ class EvalConfig(StrictOptions):
     max_prompt_tokens: int | None = None
     matcher: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = 8
+    workers: int = 1                      # processes for render/parse/match/score (POSIX fork)
     cache: bool = True
     # baselines and statistics
     baselines: list[str] = Field(default_factory=lambda: ["random", "popularity", "itemknn"])
@@ -89,6 +92,14 @@ class EvalConfig(StrictOptions):
         if isinstance(v, int) and not isinstance(v, bool) and v < 1:
             raise ValueError("users must be at least 1 (or 'all')")
         return v
+
+    @field_validator("model", "template", "max_history", mode="before")
+    @classmethod
+    def _none_words(cls, v: Any) -> Any:
+        """'none' in YAML or on the command line means None (model: none = baselines only)."""
+        def one(x: Any) -> Any:
+            return None if isinstance(x, str) and x.strip().lower() in ("none", "null") else x
+        return [one(x) for x in v] if isinstance(v, list) else one(v)
 
     @field_validator("k", "batch_size", "max_tokens")
     @classmethod

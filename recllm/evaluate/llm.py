@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from recllm.data.schema import RecDataset, UserCase
@@ -18,6 +18,19 @@ from recllm.errors import RecllmError
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.grounder import Grounder
 from recllm.evaluate.protocols import CandidateSet, merge_rankings, shuffled
+
+
+@dataclass
+class Prepared:
+    """Rendered requests of one batch (picklable: it may come back from a worker process)."""
+
+    asks: int
+    showings: list[list[list[str]]]
+    requests: list[Any] = field(default_factory=list)
+    slots: list[tuple[int, int]] = field(default_factory=list)   # (user, ask) per request
+    prompts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    seconds: float = 0.0
 
 
 @dataclass
@@ -66,9 +79,9 @@ class LLMRecommender:
                              max_history=None, max_prompt_tokens=self.cfg.max_prompt_tokens,
                              count_tokens=count)
 
-    def answer(self, cases: Sequence[UserCase], cands: Sequence[CandidateSet | None],
-               stats: BatchStats) -> list[dict[str, Any]]:
-        """One record per user: prompt, raw answers, parsed, matched, ranked, validity, error."""
+    def prepare(self, cases: Sequence[UserCase], cands: Sequence[CandidateSet | None]
+                ) -> Prepared:
+        """Render every ask of every user (CPU only; may run in a worker process)."""
         from recllm.prompting import PromptTooLong
 
         asks = 1 + (self.cfg.bootstrap if self.cfg.protocol != "full" else 0)
@@ -78,33 +91,48 @@ class LLMRecommender:
         for u, (case, c) in enumerate(zip(cases, cands)):
             for a in range(1, asks):
                 showings[u][a] = shuffled(sorted(c.items), self.cfg.seed, case.user_id, a)
-        rendered, errors, requests, slots = {}, {}, [], []
+        prep = Prepared(asks=asks, showings=showings)
         for u, case in enumerate(cases):
-            for a in range(asks):
-                try:
-                    r = self._render(case, showings[u][a])
-                except PromptTooLong as exc:
-                    errors[u] = f"prompt too long: {exc.message}"
-                    break
-                rendered[u, a] = r
-            if u in errors:
+            rendered = []
+            try:
+                rendered = [self._render(case, showings[u][a]) for a in range(asks)]
+            except PromptTooLong as exc:
+                prep.errors[u] = f"prompt too long: {exc.message}"
                 continue
-            for a in range(asks):
-                requests.append(rendered[u, a].to_request(self.params, key=case.user_id))
-                slots.append((u, a))
-        t1 = time.perf_counter()
-        results = self._generate(requests) if requests else []
-        t2 = time.perf_counter()
-        answers: dict[tuple[int, int], Any] = dict(zip(slots, results))
-        records = []
-        for u, case in enumerate(cases):
-            records.append(self._record(case, u, asks, showings[u], rendered, answers, errors))
-        t3 = time.perf_counter()
-        stats.seconds_render += t1 - t0
-        stats.seconds_generate += t2 - t1
-        stats.seconds_ground += t3 - t2
+            first = rendered[0]
+            prep.prompts[u] = {
+                "prompt": list(first.messages) if first.messages is not None else first.prompt,
+                "history_used": first.history_used, "history_cut": first.history_cut}
+            for a, r in enumerate(rendered):
+                prep.requests.append(r.to_request(self.params, key=case.user_id))
+                prep.slots.append((u, a))
+        prep.seconds = time.perf_counter() - t0
+        return prep
+
+    def generate(self, requests: Sequence[Any], stats: BatchStats) -> list[Any]:
+        """Send a batch to the backend (in the main process: it holds the model)."""
+        t0 = time.perf_counter()
+        results = self._generate(list(requests)) if requests else []
+        stats.seconds_generate += time.perf_counter() - t0
         stats.requests += len(requests)
         stats.cached += sum(1 for r in results if r.cached)
+        return results
+
+    def finish(self, cases: Sequence[UserCase], prep: Prepared, results: Sequence[Any]
+               ) -> list[dict[str, Any]]:
+        """Ground each answer: one record per user (CPU only; may run in a worker)."""
+        answers = dict(zip(prep.slots, results))
+        return [self._record(case, u, prep, answers) for u, case in enumerate(cases)]
+
+    def answer(self, cases: Sequence[UserCase], cands: Sequence[CandidateSet | None],
+               stats: BatchStats) -> list[dict[str, Any]]:
+        """prepare -> generate -> finish in one process."""
+        prep = self.prepare(cases, cands)
+        results = self.generate(prep.requests, stats)
+        t0 = time.perf_counter()
+        records = self.finish(cases, prep, results)
+        stats.seconds_render += prep.seconds
+        stats.seconds_ground += time.perf_counter() - t0
         return records
 
     def _generate(self, requests):
@@ -126,20 +154,16 @@ class LLMRecommender:
             self.started = True
         return results
 
-    def _record(self, case: UserCase, u: int, asks: int, showings, rendered, answers, errors
-                ) -> dict[str, Any]:
-        if u in errors:
-            return {"kind": "llm", "ranked": [], "error": errors[u], "prompt": None, "raw": [],
-                    "validity": self.grounder.empty_validity(error=True, k=self._k(showings[0]))}
-        first = rendered[u, 0]
-        rec: dict[str, Any] = {
-            "kind": "llm",
-            "prompt": first.messages if first.messages is not None else first.prompt,
-            "history_used": first.history_used, "history_cut": first.history_cut,
-            "prompt_tokens": 0, "completion_tokens": 0, "raw": [], "error": None,
-        }
+    def _record(self, case: UserCase, u: int, prep: Prepared, answers) -> dict[str, Any]:
+        showings = prep.showings[u]
+        if u in prep.errors:
+            return {"kind": "llm", "ranked": [], "error": prep.errors[u], "prompt": None,
+                    "raw": [], "validity": self.grounder.empty_validity(
+                        error=True, k=self._k(showings[0]))}
+        rec: dict[str, Any] = {"kind": "llm", **prep.prompts[u], "prompt_tokens": 0,
+                               "completion_tokens": 0, "raw": [], "error": None}
         rankings, validity, parsed, matched = [], None, None, None
-        for a in range(asks):
+        for a in range(prep.asks):
             result = answers[u, a]
             rec["raw"].append(result.text)
             rec["prompt_tokens"] += result.prompt_tokens or 0
@@ -159,9 +183,9 @@ class LLMRecommender:
         else:
             validity = {**validity, "error": int(bool(rec["error"]))}
         rec.update(parsed=parsed or [], matched=matched or [], validity=validity,
-                   ranked=merge_rankings(rankings, self.cfg.bootstrap_merge) if asks > 1
+                   ranked=merge_rankings(rankings, self.cfg.bootstrap_merge) if prep.asks > 1
                    else rankings[0])
-        if asks > 1:
+        if prep.asks > 1:
             rec["asks"] = [{"candidates": s, "ranked": r} for s, r in zip(showings, rankings)]
         return rec
 

@@ -58,7 +58,11 @@ class JsonlAppender:
         self.fh = open(path, "a", encoding="utf-8")
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        self.write_lines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+
+    def write_lines(self, lines: Iterable[str]) -> None:
+        """Append already-serialized lines (each ending in a newline) in one durable write."""
+        text = "".join(lines)
         if text:
             self.fh.write(text)
             self.fh.flush()

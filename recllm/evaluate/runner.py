@@ -12,14 +12,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from recllm.data.schema import UserCase
 from recllm.errors import RecllmError
 from recllm.evaluate import rundir
 from recllm.evaluate.aggregate import aggregate
 from recllm.evaluate.config import EvalConfig
-from recllm.evaluate.metrics import novelty, user_metrics
 from recllm.evaluate.setup import Plan, build_plan, protocol_info
 
 Log = Callable[[str], None]
@@ -80,28 +76,30 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
         llm = LLMRecommender(cfg, plan.dataset, backend=backend,
                              popularity={k: float(v) for k, v in plan.train.count_of().items()})
     from recllm.evaluate.llm import BatchStats
+    from recllm.evaluate.pipeline import Pipeline
     stats = BatchStats()
     writer = rundir.JsonlAppender(samples_path)
     events = rundir.JsonlAppender(run_dir / rundir.EVENTS)
     if llm is not None:
         events.write([{"model": llm.identity()}])
     t_loop = time.perf_counter()
+    pipe = Pipeline(cfg, plan, order, llm, pending, workers=cfg.workers)
     try:
         bar = tqdm(total=len(pending), desc="users", unit="user", disable=not cfg.progress,
                    leave=False)
         for start in range(0, len(pending), cfg.batch_size):
-            batch = pending[start:start + cfg.batch_size]
+            stop = min(start + cfg.batch_size, len(pending))
             t0 = time.perf_counter()
             before = (stats.seconds_generate, stats.cached, stats.requests)
-            records = score_batch(cfg, plan, batch, order, llm, stats)
-            writer.write(records)
-            events.write([{"users": len(batch), "seconds": round(time.perf_counter() - t0, 4),
+            writer.write_lines(pipe.run(start, stop, stats))
+            events.write([{"users": stop - start, "seconds": round(time.perf_counter() - t0, 4),
                            "generate_seconds": round(stats.seconds_generate - before[0], 4),
                            "cached": stats.cached - before[1],
                            "requests": stats.requests - before[2]}])
-            bar.update(len(batch))
+            bar.update(stop - start)
         bar.close()
     finally:
+        pipe.close()
         writer.close()
         events.close()
         if llm is not None:
@@ -121,48 +119,6 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
     results = build_results(cfg, plan, samples, run_dir, timings)
     rundir.write_json_atomic(run_dir / rundir.RESULTS, results)
     return results
-
-
-def score_batch(cfg: EvalConfig, plan: Plan, batch: Sequence[UserCase], order: dict[str, int],
-                llm, stats) -> list[dict[str, Any]]:
-    """Per-user sample records for one batch: the LLM's answer and every baseline's list."""
-    kmax = cfg.k if cfg.protocol == "full" else cfg.negatives + 1  # same length as the LLM's
-    cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates else [None] * len(batch)
-    systems: list[tuple[str, list[dict[str, Any]]]] = []
-    if llm is not None:
-        systems.append((str(cfg.model), llm.answer(batch, cands, stats)))
-    cand_lists = [list(c.items) for c in cands] if plan.candidates else None
-    for name, baseline in plan.baselines.items():
-        ranked = baseline.rank(list(batch), kmax, candidates=cand_lists,
-                               exclude_history=cfg.exclude_history)
-        systems.append((name, [{"kind": "baseline", "ranked": r} for r in ranked]))
-    counts = plan.train.counts
-    index = plan.train.index
-    out = []
-    for u, case in enumerate(batch):
-        targets = list(case.targets)
-        rec: dict[str, Any] = {
-            "i": order[case.user_id], "user": case.user_id, "target": case.target,
-            "history": list(case.history), "history_truncated": case.truncated,
-            "n_items": plan.train.n_items, "systems": {},
-        }
-        if len(targets) > 1:
-            rec["targets"] = targets
-        if cands[u] is not None:
-            rec["candidates"] = list(cands[u].items)
-            rec["target_position"] = cands[u].target_position
-        for name, recs in systems:
-            r = recs[u]
-            top = r["ranked"][: cfg.k]
-            r["metrics"] = user_metrics(r["ranked"], set(targets), cfg.ks)
-            pct = [plan.percentiles.get(i, 0.0) for i in top]
-            r["popularity"] = round(float(np.mean(pct)), 10) if pct else None
-            nov = novelty(top, {i: int(counts[index[i]]) for i in top if i in index},
-                          plan.train.n_users)
-            r["novelty"] = round(nov, 10) if nov is not None else None
-            rec["systems"][name] = r
-        out.append(rec)
-    return out
 
 
 def build_results(cfg: EvalConfig, plan: Plan | None, samples: list[dict[str, Any]],

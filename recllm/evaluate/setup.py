@@ -40,9 +40,11 @@ def protocol_info(cfg: EvalConfig) -> dict[str, Any]:
         info.update(description=f"full-catalog generation: the model names {cfg.k} items freely",
                     k=cfg.k)
     elif cfg.protocol == "candidates":
+        unseen = "unseen " if cfg.negatives_exclude_seen else ""
         info.update(description=f"candidate ranking: 1 held-out positive + {cfg.negatives} "
-                    f"{cfg.negative_sampling}-sampled unseen negatives",
+                    f"{cfg.negative_sampling}-sampled {unseen}negatives",
                     negatives=cfg.negatives, negative_sampling=cfg.negative_sampling,
+                    negatives_exclude_seen=cfg.negatives_exclude_seen,
                     shuffle=cfg.shuffle_candidates, bootstrap=cfg.bootstrap,
                     bootstrap_merge=cfg.bootstrap_merge if cfg.bootstrap else None)
     else:
@@ -100,8 +102,11 @@ def _sampled(cfg: EvalConfig, plan: Plan, split) -> None:
     sampler = NegativeSampler(plan.train, cfg.negatives, cfg.negative_sampling, cfg.seed)
     inter = plan.dataset.interactions
     wanted = {c.user_id for c in plan.cases}
-    sub = inter[inter["user_id"].isin(wanted)]
-    seen = {u: set(g) for u, g in sub.groupby("user_id", sort=False)["item_id"]}
+    if cfg.negatives_exclude_seen:
+        sub = inter[inter["user_id"].isin(wanted)]
+        seen = {u: set(g) for u, g in sub.groupby("user_id", sort=False)["item_id"]}
+    else:  # LLMRank: negatives drawn from all items; only the target itself is excluded
+        seen = {c.user_id: {c.target, *c.targets} for c in plan.cases}
     sets, reasons = sampled_candidates(plan.cases, sampler, cfg.seed, seen,
                                        shuffle=cfg.shuffle_candidates)
     kept = []

@@ -1,0 +1,141 @@
+"""The per-batch work of a run: render -> generate -> ground + score -> sample lines.
+
+Rendering, grounding and scoring are CPU work; generation belongs to the backend, which lives
+in the main process (it may hold a model). With `workers > 1` the CPU stages of each batch are
+split across forked worker processes (POSIX only; they inherit the plan and matcher, nothing is
+re-built), which is what lets the pipeline keep up with a fast engine or the scripted backend.
+Output is identical either way: every record depends only on its own user.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from recllm.data.schema import UserCase
+from recllm.evaluate.config import EvalConfig
+from recllm.evaluate.metrics import SAMPLE_METRICS, novelty, ranking_metrics
+from recllm.evaluate.setup import Plan
+
+_STATE: dict[str, Any] = {}   # what forked workers inherit: cfg, plan, order, llm, pending
+
+
+def list_length(cfg: EvalConfig) -> int:
+    """How long every system's list is: k in `full`, all candidates otherwise."""
+    return cfg.k if cfg.protocol == "full" else cfg.negatives + 1
+
+
+def score_records(cfg: EvalConfig, plan: Plan, batch: Sequence[UserCase], order: dict[str, int],
+                  llm_records: list[dict[str, Any]] | None) -> list[str]:
+    """Sample lines (JSON) for a batch: the LLM's records plus every baseline's list, with
+    per-user metrics computed for the whole batch at once."""
+    cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates else [None] * len(batch)
+    systems: list[tuple[str, list[dict[str, Any]]]] = []
+    if llm_records is not None:
+        systems.append((str(cfg.model), llm_records))
+    cand_lists = [list(c.items) for c in cands] if plan.candidates else None
+    for name, baseline in plan.baselines.items():
+        ranked = baseline.rank(list(batch), list_length(cfg), candidates=cand_lists,
+                               exclude_history=cfg.exclude_history)
+        systems.append((name, [{"kind": "baseline", "ranked": r} for r in ranked]))
+    relevant = [set(c.targets) for c in batch]
+    counts, index, pct = plan.train.counts, plan.train.index, plan.percentiles
+    for _, recs in systems:
+        ranked = [r["ranked"] for r in recs]
+        table = ranking_metrics(ranked, relevant, cfg.ks)
+        for u, r in enumerate(recs):
+            rank = next((i + 1 for i, item in enumerate(r["ranked"]) if item in relevant[u]), None)
+            r["metrics"] = {"rank": rank, **{f"{n}@{k}": round(float(table[f"{n}@{k}"][u]), 10)
+                                             for n in SAMPLE_METRICS for k in cfg.ks}}
+            top = r["ranked"][: cfg.k]
+            p = [pct.get(i, 0.0) for i in top]
+            r["popularity"] = round(float(np.mean(p)), 10) if p else None
+            nov = novelty(top, {i: int(counts[index[i]]) for i in top if i in index},
+                          plan.train.n_users)
+            r["novelty"] = round(nov, 10) if nov is not None else None
+    lines = []
+    for u, case in enumerate(batch):
+        rec: dict[str, Any] = {
+            "i": order[case.user_id], "user": case.user_id, "target": case.target,
+            "history": list(case.history), "history_truncated": case.truncated,
+            "n_items": plan.train.n_items,
+        }
+        if len(case.targets) > 1:
+            rec["targets"] = list(case.targets)
+        if cands[u] is not None:
+            rec["candidates"] = list(cands[u].items)
+            rec["target_position"] = cands[u].target_position
+        rec["systems"] = {name: recs[u] for name, recs in systems}
+        lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
+    return lines
+
+
+def _prepare(lo: int, hi: int):
+    st = _STATE
+    batch = st["pending"][lo:hi]
+    plan = st["plan"]
+    cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates else [None] * len(batch)
+    return st["llm"].prepare(batch, cands)
+
+
+def _finish(lo: int, hi: int, prep, results) -> tuple[list[str], float]:
+    st = _STATE
+    batch = st["pending"][lo:hi]
+    t0 = time.perf_counter()
+    records = st["llm"].finish(batch, prep, results) if st["llm"] is not None else None
+    return score_records(st["cfg"], st["plan"], batch, st["order"], records), \
+        time.perf_counter() - t0
+
+
+class Pipeline:
+    """Turns batches of pending users into sample lines, in order, optionally in parallel."""
+
+    def __init__(self, cfg: EvalConfig, plan: Plan, order: dict[str, int], llm,
+                 pending: list[UserCase], workers: int = 1):
+        _STATE.update(cfg=cfg, plan=plan, order=order, llm=llm, pending=pending)
+        self.llm, self.pool, self.workers = llm, None, max(1, workers)
+        if self.workers > 1 and len(pending) > 1:
+            try:
+                ctx = multiprocessing.get_context("fork")
+            except ValueError:  # no fork on this platform: run in one process
+                self.workers = 1
+            else:
+                self.pool = ctx.Pool(self.workers)
+
+    def _parts(self, lo: int, hi: int) -> list[tuple[int, int]]:
+        n = self.workers if self.pool is not None else 1
+        step = max(1, -(-(hi - lo) // n))
+        return [(a, min(a + step, hi)) for a in range(lo, hi, step)]
+
+    def run(self, lo: int, hi: int, stats) -> list[str]:
+        """Sample lines for pending[lo:hi]."""
+        parts = self._parts(lo, hi)
+        pool = self.pool
+        preps = [None] * len(parts)
+        if self.llm is not None:
+            preps = pool.starmap(_prepare, parts) if pool else [_prepare(*p) for p in parts]
+            stats.seconds_render += sum(p.seconds for p in preps)
+            requests = [r for p in preps for r in p.requests]
+            results = self.llm.generate(requests, stats)
+            split, at = [], 0
+            for p in preps:
+                split.append(results[at:at + len(p.requests)])
+                at += len(p.requests)
+        else:
+            split = [[] for _ in parts]
+        args = [(a, b, prep, res) for (a, b), prep, res in zip(parts, preps, split)]
+        outs = pool.starmap(_finish, args) if pool else [_finish(*x) for x in args]
+        stats.seconds_ground += sum(s for _, s in outs)
+        return [line for lines, _ in outs for line in lines]
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
+            self.pool.join()
+            self.pool = None
+        _STATE.clear()

@@ -1,0 +1,115 @@
+"""Protocols: negatives never seen, seeded per user, popularity sampling, retrieval, merging."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recllm.baselines import get_baseline, training_data
+from recllm.data.schema import Catalog, RecDataset, UserCase
+from recllm.errors import RecllmError
+from recllm.evaluate.config import EvalConfig
+from recllm.evaluate.protocols import (NegativeSampler, merge_rankings, retrieved_candidates,
+                                       sampled_candidates, shuffled)
+
+
+def synthetic(n_users=60, n_items=40, seed=0) -> tuple[RecDataset, list[UserCase]]:
+    """Item i is drawn with probability ~ 1/(i+1): a long tail, like real data."""
+    rng = np.random.default_rng(seed)
+    p = 1 / np.arange(1, n_items + 1)
+    p /= p.sum()
+    rows, cases = [], []
+    for u in range(n_users):
+        items = [str(i) for i in rng.choice(n_items, size=8, replace=False, p=p)]
+        rows += [(f"u{u}", it, t, 1.0) for t, it in enumerate(items)]
+        cases.append(UserCase(f"u{u}", tuple(items[:-1]), (1.0,) * 7, tuple(range(7)), items[-1], 7))
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
+    table = pd.DataFrame({"item_id": [str(i) for i in range(n_items)],
+                          "title": [f"T{i}" for i in range(n_items)]}).set_index("item_id")
+    return RecDataset("syn", inter, Catalog(table)), cases
+
+
+def test_negatives_unseen_seeded_and_order_independent():
+    ds, cases = synthetic()
+    train = training_data(ds, cases)
+    sampler = NegativeSampler(train, 10, "uniform", seed=5)
+    seen = {c.user_id: {*c.history, c.target} for c in cases}
+    sets, reasons = sampled_candidates(cases, sampler, 5, seen)
+    assert not any(reasons)
+    for case, cs in zip(cases, sets):
+        assert len(cs.items) == 11 == len(set(cs.items))
+        assert cs.items[cs.target_position] == case.target
+        assert not (set(cs.items) - {case.target}) & seen[case.user_id]
+    again, _ = sampled_candidates(list(reversed(cases)), NegativeSampler(train, 10, "uniform", 5),
+                                  5, seen)
+    assert list(reversed(again)) == sets                       # per-user, not per-position
+    other, _ = sampled_candidates(cases, NegativeSampler(train, 10, "uniform", 6), 6, seen)
+    assert other != sets
+
+
+def test_popularity_sampling_prefers_popular_items():
+    ds, cases = synthetic(n_users=200)
+    train = training_data(ds, cases)
+    seen = {c.user_id: {c.target} for c in cases}
+    uni = Counter(i for s in sampled_candidates(cases, NegativeSampler(train, 5, "uniform", 0), 0,
+                                                seen)[0] for i in s.items[:])
+    pop = Counter(i for s in sampled_candidates(cases, NegativeSampler(train, 5, "popularity", 0),
+                                                0, seen)[0] for i in s.items[:])
+    head = [str(i) for i in range(5)]
+    assert sum(pop[i] for i in head) > 2 * sum(uni[i] for i in head)
+
+
+def test_users_who_saw_almost_everything_are_skipped_with_a_reason():
+    ds, cases = synthetic(n_items=12)
+    train = training_data(ds, cases)
+    sampler = NegativeSampler(train, 5, "uniform", 0)
+    everything = {c.user_id: set(train.index) - {"0", "1"} for c in cases}   # 2 unseen left
+    sets, reasons = sampled_candidates(cases[:3], sampler, 0, everything)
+    assert sets == [None] * 3 and all("fewer than 5 unseen" in r for r in reasons)
+    with pytest.raises(RecllmError, match="ask for at most 11 negatives"):
+        NegativeSampler(train, 12, "uniform", 0)
+
+
+def test_retrieved_candidates_may_miss_the_target():
+    ds, cases = synthetic()
+    train = training_data(ds, cases)
+    pop = get_baseline("popularity", train)
+    sets = retrieved_candidates(cases, pop, 5, seed=0, shuffle=False)
+    for case, s in zip(cases, sets):
+        assert list(s.items) == pop.rank([case], 5)[0]
+        assert (s.target_position is None) == (case.target not in s.items)
+    assert any(s.target_position is None for s in sets) and any(
+        s.target_position is not None for s in sets)
+
+
+def test_shuffle_is_a_seeded_permutation():
+    items = [str(i) for i in range(20)]
+    a = shuffled(items, 1, "u1")
+    assert sorted(a) == sorted(items) and a == shuffled(items, 1, "u1")
+    assert a != shuffled(items, 1, "u2") and a != shuffled(items, 1, "u1", ask=1)
+
+
+def test_merge_rankings_mrr_and_borda():
+    asks = [["a", "b", "c"], ["b", "a"], ["b", "c", "a"]]
+    # mrr: a = 1 + 1/2 + 1/3, b = 1/2 + 1 + 1, c = 1/3 + 0 + 1/2
+    assert merge_rankings(asks, "mrr") == ["b", "a", "c"]
+    # borda: a = 3/3 + 1/2 + 1/3, b = 2/3 + 2/2 + 3/3, c = 1/3 + 0 + 2/3
+    assert merge_rankings(asks, "borda") == ["b", "a", "c"]
+    assert merge_rankings([["x"], []], "mrr") == ["x"]        # nothing is padded in
+    with pytest.raises(RecllmError):
+        merge_rankings(asks, "mean")
+
+
+def test_sweep_and_resolution():
+    cfg = EvalConfig(protocol=["full", "candidates"], template=None, negatives=[9, 19], k=10)
+    points = cfg.sweep()
+    assert len(points) == 4 and points[0][0] == "protocol=full,negatives=9"
+    full = points[0][1].resolved()
+    assert full.template == "generate" and full.ks == [1, 5, 10]          # 20 > k dropped
+    cand = points[3][1].resolved()
+    assert cand.template == "rank-sequential" and cand.ks == [1, 5, 10, 20]
+    assert full.hash() != points[1][1].resolved().hash()
+    assert full.hash() == full.model_copy(update={"batch_size": 64, "workers": 2}).hash()
