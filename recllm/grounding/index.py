@@ -14,71 +14,115 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_SHIFT = 21  # a Unicode code point fits in 21 bits; a trigram packs into one int64
+_MAX_LEN = 1023  # longer keys share one length bucket
+_BITS = 16  # code points above the BMP fold to 0xFFFF; q <= 4 characters pack into one uint64
 
 
 def _codes(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    return np.minimum(codes, 0xFFFF).astype(np.uint64)
 
 
-def _pack(codes: np.ndarray) -> np.ndarray:
-    return (codes[:-2] << (2 * _SHIFT)) | (codes[1:-1] << _SHIFT) | codes[2:]
+def _pack(codes: np.ndarray, q: int) -> np.ndarray:
+    n = len(codes) - q + 1
+    packed = codes[:n].copy()
+    for j in range(1, q):
+        packed = (packed << np.uint64(_BITS)) | codes[j: j + n]
+    return packed
 
 
 class GramIndex:
-    """Trigram postings over `keys` (normalized titles), built vectorized in a few seconds per million."""
+    """Character q-gram postings over `keys` (normalized titles), built vectorized: seconds per million."""
 
-    def __init__(self, keys: Sequence[str]):
+    def __init__(self, keys: Sequence[str], q: int = 3):
+        if not 2 <= q <= 4:
+            raise ValueError("gram size must be 2, 3 or 4")
+        self.q = q
         self.n = n = len(keys)
         self.lengths = np.fromiter((len(k) for k in keys), dtype=np.int32, count=n)
+        self._gram_id: dict[int, int] | None = None
         if n == 0:
-            self.grams = np.zeros(0, np.int64)
+            self.grams = np.zeros(0, np.uint64)
             self.offsets = np.zeros(1, np.int64)
             self.postings = np.zeros(0, np.int32)
-            self._gram_id = None
+            self.posting_lengths = np.zeros(0, np.int16)
             return
-        # All keys in one string, "\0"-separated, so one vectorized pass makes every trigram.
-        codes = _codes("\x00".join(f" {k} " for k in keys))
-        packed = _pack(codes)
-        valid = (codes[:-2] != 0) & (codes[1:-1] != 0) & (codes[2:] != 0)
-        owner = np.repeat(np.arange(n, dtype=np.int64), self.lengths.astype(np.int64) + 3)[: len(packed)]
+        # All keys in one string, "\0"-separated, so one vectorized pass makes every gram.
+        codes = _codes("\x00".join(self._pad(k) for k in keys))
+        packed = _pack(codes, q)
+        valid = np.ones(len(packed), bool)
+        for j in range(q):
+            valid &= codes[j: j + len(packed)] != 0
+        widths = self.lengths.astype(np.int64) + len(self._pad("")) + 1
+        owner = np.repeat(np.arange(n, dtype=np.int64), widths)[: len(packed)]
         packed, owner = packed[valid], owner[valid]
         del codes, valid
-        self.grams, gram_id = np.unique(packed, return_inverse=True)
-        del packed
-        pairs = np.unique(gram_id.astype(np.int64) * n + owner)  # one posting per (gram, key)
-        del gram_id, owner
-        self.postings = (pairs % n).astype(np.int32)
-        self.offsets = np.searchsorted(pairs // n, np.arange(len(self.grams) + 1)).astype(np.int64)
-        self._gram_id: dict[int, int] | None = None
+        # Sort-based dedup (np.unique's hash path is several times slower at this size).
+        order = np.argsort(packed, kind="stable")
+        packed, owner = packed[order], owner[order]
+        del order
+        first = np.empty(len(packed), bool)
+        first[0], first[1:] = True, packed[1:] != packed[:-1]
+        self.grams = packed[first]
+        gram_id = np.cumsum(first) - 1
+        del packed, first
+        pairs = gram_id * n + owner  # sorted by gram; owners ascend within a gram (stable sort)
+        keep = np.empty(len(pairs), bool)
+        keep[0], keep[1:] = True, pairs[1:] != pairs[:-1]  # one posting per (gram, key)
+        gram_id, owner = gram_id[keep], owner[keep]
+        del pairs, keep
+        # Within a gram, postings ascend by key length: a length window is one slice.
+        clipped = np.minimum(self.lengths, _MAX_LEN).astype(np.int64)
+        order = np.argsort(gram_id * (_MAX_LEN + 1) + clipped[owner], kind="stable")
+        owner = owner[order]
+        self.postings = owner.astype(np.int32)
+        self.posting_lengths = clipped[owner].astype(np.int16)
+        self.offsets = np.searchsorted(gram_id[order], np.arange(len(self.grams) + 1)).astype(np.int64)
+        del order, gram_id, owner
+
+    def _pad(self, key: str) -> str:
+        return " " * (self.q - 2) + key + " "  # every key, even one letter, has a gram
 
     @property
     def nbytes(self) -> int:
-        return self.grams.nbytes + self.offsets.nbytes + self.postings.nbytes + self.lengths.nbytes
+        return (self.grams.nbytes + self.offsets.nbytes + self.postings.nbytes
+                + self.posting_lengths.nbytes + self.lengths.nbytes)
 
     def candidates(self, key: str, *, max_edits: int, budget: int, limit: int) -> np.ndarray:
-        """Ids of at most `limit` keys sharing the most rare trigrams with `key`, best first.
+        """Ids of at most `limit` keys sharing the most rare q-grams with `key`, best first.
 
-        Reads the `3 * max_edits + 1` rarest trigram lists (any key within `max_edits` edits
-        shares at least one of them), or fewer when their postings exceed `budget`.
+        Only keys whose length is within `max_edits` of the key's are read (one slice per
+        gram). Reads the `q * max_edits + 1` rarest of those slices (any key within
+        `max_edits` edits shares at least one of them), or fewer when they exceed `budget`.
         """
         if self.n == 0 or not key:
             return np.zeros(0, np.int32)
-        if self._gram_id is None:  # packed trigram -> position, built on first fuzzy query
+        if self._gram_id is None:  # packed gram -> position, built on first fuzzy query
             self._gram_id = dict(zip(self.grams.tolist(), range(len(self.grams))))
-        padded = f" {key} "
-        codes = [ord(ch) for ch in padded]
-        offsets, found = self.offsets, []
-        for packed in {(a << 42) | (b << 21) | c for a, b, c in zip(codes, codes[1:], codes[2:])}:
+        codes = [min(ord(ch), 0xFFFF) for ch in self._pad(key)]
+        q, lo_len, hi_len = self.q, len(key) - max_edits, len(key) + max_edits
+        grams = set()
+        for i in range(len(codes) - q + 1):
+            packed = 0
+            for c in codes[i: i + q]:
+                packed = (packed << _BITS) | c
+            grams.add(packed)
+        found = []
+        offsets, plen = self.offsets, self.posting_lengths
+        for packed in grams:
             g = self._gram_id.get(packed)
             if g is not None:
                 start, end = int(offsets[g]), int(offsets[g + 1])
-                found.append((end - start, start, end))
+                window = plen[start:end]
+                lo = start + int(np.searchsorted(window, lo_len, "left"))
+                hi = start + int(np.searchsorted(window, hi_len, "right"))
+                if hi > lo:
+                    found.append((hi - lo, lo, hi))
         if not found:
             return np.zeros(0, np.int32)
         found.sort()
         lists, total = [], 0
-        for size, start, end in found[: 3 * max_edits + 1]:
+        for size, start, end in found[: q * max_edits + 1]:
             if lists and total + size > budget:
                 break
             lists.append(self.postings[start:end])
@@ -88,9 +132,52 @@ class GramIndex:
         else:
             ids, counts = np.unique(np.concatenate(lists), return_counts=True)
         gap = np.abs(self.lengths[ids] - len(key))
-        # Most shared trigrams first, then closest length.
+        # Most shared grams first, then closest length.
         rank = gap if counts is None else gap - counts.astype(np.int64) * 4096
         if len(ids) > limit:
             top = np.argpartition(rank, limit - 1)[:limit]
             ids, rank = ids[top], rank[top]
         return ids[np.argsort(rank, kind="stable")]
+
+
+class WordIndex:
+    """Word -> keys containing it (CSR). The second blocking pass: a typo in a title of common
+    words leaves only common q-grams, but its other words are intact and name few keys."""
+
+    def __init__(self, keys: Sequence[str]):
+        word_id: dict[str, int] = {}
+        owners: list[int] = []
+        words: list[int] = []
+        for kid, key in enumerate(keys):
+            for w in set(key.split()):
+                words.append(word_id.setdefault(w, len(word_id)))
+                owners.append(kid)
+        w_arr = np.asarray(words, dtype=np.int64)
+        o_arr = np.asarray(owners, dtype=np.int32)
+        order = np.argsort(w_arr, kind="stable")
+        self.postings = o_arr[order]
+        self.offsets = np.searchsorted(w_arr[order], np.arange(len(word_id) + 1)).astype(np.int64)
+        self.word_id = word_id
+        self.lengths = np.fromiter((len(k) for k in keys), dtype=np.int32, count=len(keys))
+
+    @property
+    def nbytes(self) -> int:
+        return self.postings.nbytes + self.offsets.nbytes
+
+    def candidates(self, key: str, *, words: int = 2, slack: int = 3, limit: int = 1000) -> np.ndarray:
+        """Keys that contain one of the `words` rarest words of `key` and are about as long."""
+        found = []
+        for w in set(key.split()):
+            i = self.word_id.get(w)
+            if i is not None:
+                found.append((int(self.offsets[i + 1] - self.offsets[i]), i))
+        if not found:
+            return np.zeros(0, np.int32)
+        found.sort()
+        ids = np.concatenate([self.postings[self.offsets[i]: self.offsets[i + 1]] for _, i in found[:words]])
+        gap = np.abs(self.lengths[ids] - len(key))
+        ids, gap = ids[gap <= slack], gap[gap <= slack]
+        if len(ids) > limit:
+            top = np.argpartition(gap, limit - 1)[:limit]
+            ids, gap = ids[top], gap[top]
+        return ids[np.argsort(gap, kind="stable")]

@@ -159,10 +159,8 @@ class TitleMatcher:
                 self._alias.setdefault(alias, []).append(idx)
             self.item_alias.append(own_aliases)
         self.has_popularity = popularity is not None
-        # Every word of every title: a differing word of the answer that is in here is another
-        # real word, not a typo (see verify.py).
-        counts = Counter(w for k in self.keys for w in set(k.split()))
-        self.vocab: frozenset[str] = frozenset(w for w, n in counts.items() if n >= 2)
+        # How many titles use each word: tells a typo from another real word (see verify.py).
+        self.vocab: dict[str, int] = Counter(w for k in self.keys for w in set(k.split()))
         self.index = GramIndex(self.keys, q=gram_size) if self.cutoff < 100 else None
         self.words = WordIndex(self.keys) if self.cutoff < 100 else None
         self._cache: dict[str, Match | None] = {}

@@ -7,16 +7,17 @@ makes another real word ("Fall King" / "Full King"). So a fuzzy candidate is acc
 
 - the words line up one to one, or by one misspelled leading/trailing article ("Teh Matrix"),
   or the spaces sit elsewhere ("Day'sB each") and the texts without spaces are a typo apart;
-- every differing word of the answer is a non-word for this catalog (in fewer than two of its
-  titles; a misspelled small word such as "he" for "the" is let through) and is within a typo of the catalog's word (optimal string alignment, a transposition is
+- every differing word of the answer is not a word in its own right (see `_real_word`: used
+  in two titles or more, unless the catalog's word is ten times as common) and is within a typo of the catalog's word (optimal string alignment, a transposition is
   one edit): one edit, two when both words have 8+ letters;
 - at most one word differs, two in titles of three or more words or 12+ letters;
-- numbers agree exactly ("Toy Story 3" is not "Toy Story 4").
+- numbers agree exactly ("Toy Story 3" is not "Toy Story 4"), and no word differs only by a
+  plural ending ("Aliens" is not "Alien").
 """
 
 from __future__ import annotations
 
-from collections.abc import Container
+from collections.abc import Mapping
 
 from rapidfuzz.distance import OSA
 
@@ -31,7 +32,7 @@ def word_allowance(length: int) -> int:
     return 1 if length < 8 else 2
 
 
-def typo_edits(query: str, candidate: str, vocab: Container[str]) -> int | None:
+def typo_edits(query: str, candidate: str, vocab: Mapping[str, int]) -> int | None:
     """Edits that turn key `query` into key `candidate` if they look like typos, else None."""
     q, c = query.split(), candidate.split()
     if len(q) == len(c) + 1:  # a misspelled article the key could not strip
@@ -40,17 +41,21 @@ def typo_edits(query: str, candidate: str, vocab: Container[str]) -> int | None:
             edits = None if trimmed is None else _words_close(trimmed, c, vocab)
             if edits is not None:
                 return edits + 1
+    if len(q) == len(c):
+        edits = _words_close(q, c, vocab)
+        if edits is not None:
+            return edits
     if abs(len(q) - len(c)) <= 1 and _boundaries(q) != _boundaries(c) \
-            and any(w not in vocab and w not in c for w in q):
+            and any(vocab.get(w, 0) < 2 and w not in c for w in q):
         # A space typed in the wrong place ("Highi n Sam", which leaves a non-word): compare
         # without spaces.
-        a, b = "".join(q), "".join(c)
-        if any(w.isdigit() for w in q + c) and [w for w in q if w.isdigit()] != [w for w in c if w.isdigit()]:
+        if [w for w in q if w.isdigit()] != [w for w in c if w.isdigit()]:
             return None
+        a, b = "".join(q), "".join(c)
         allowed = 1 if len(b) < 16 else 2
         d = OSA.distance(a, b, score_cutoff=allowed + 1)
         return d + 1 if d <= allowed else None
-    return _words_close(q, c, vocab)
+    return None
 
 
 def _boundaries(words: list[str]) -> list[int]:
@@ -61,7 +66,7 @@ def _boundaries(words: list[str]) -> list[int]:
     return out
 
 
-def _words_close(q: list[str], c: list[str], vocab: Container[str]) -> int | None:
+def _words_close(q: list[str], c: list[str], vocab: Mapping[str, int]) -> int | None:
     if len(q) != len(c) or not q:
         return None
     total, differing = 0, 0
@@ -70,10 +75,13 @@ def _words_close(q: list[str], c: list[str], vocab: Container[str]) -> int | Non
             continue
         if a.isdigit() or b.isdigit():
             return None  # another number: another title
-        if a in vocab and not (b in _SMALL_WORDS and OSA.distance(a, b, score_cutoff=2) <= 1):
-            return None  # another real word, unless a small word typed wrong ("he" for "the")
+        if a + "s" == b or b + "s" == a or a + "es" == b or b + "es" == a:
+            return None  # "Aliens" is not "Alien": a plural is another title, not a typo
+        if _real_word(a, b, vocab):
+            return None  # another real word, not a typo of this one
         differing += 1
-        allowed = word_allowance(min(len(a), len(b)))
+        # A short word grows into another word more often than a typo lengthens it ("To"/"Tom").
+        allowed = 0 if len(b) <= 3 and len(a) > len(b) else word_allowance(min(len(a), len(b)))
         d = OSA.distance(a, b, score_cutoff=allowed + 1)
         if d > allowed:
             return None
@@ -83,7 +91,7 @@ def _words_close(q: list[str], c: list[str], vocab: Container[str]) -> int | Non
     return total
 
 
-def strip_article_typo(key: str, vocab: Container[str]) -> str | None:
+def strip_article_typo(key: str, vocab: Mapping[str, int]) -> str | None:
     """The key without a misspelled leading or trailing article ("teh matrix" -> "matrix")."""
     words = key.split()
     if len(words) < 2:
@@ -95,11 +103,23 @@ def strip_article_typo(key: str, vocab: Container[str]) -> str | None:
     return None
 
 
-def _article_typo(word: str, vocab: Container[str], trailing: bool = False) -> bool:
+def _real_word(a: str, b: str, vocab: Mapping[str, int]) -> bool:
+    """Is `a` a word in its own right rather than a typo of `b`? Yes when the catalog uses it in
+    two titles or more, unless `b` is ten times as common (a noisy-channel judgement: "Witych"
+    as a rare name loses to "Witch") or `b` is a small word typed wrong ("he" for "the")."""
+    uses = vocab.get(a, 0)
+    if uses < 2:
+        return False
+    if b in _SMALL_WORDS and OSA.distance(a, b, score_cutoff=2) <= 1:
+        return False
+    return uses * 10 > vocab.get(b, 0) or min(len(a), len(b)) < 4  # "Tom" is not a typo of "To"
+
+
+def _article_typo(word: str, vocab: Mapping[str, int], trailing: bool = False) -> bool:
     if trailing and word in ("the", "a", "an"):  # "Suspects, The!": punctuation kept it in the key
         return True
     if word in _REAL_WORDS or not 2 <= len(word) <= 4 or not word.isalpha():
         return False
     if OSA.distance(word, "the", score_cutoff=2) <= 1:  # "teh", "th", "tge": only ever "the"
         return True
-    return word not in vocab and OSA.distance(word, "an", score_cutoff=2) <= 1
+    return vocab.get(word, 0) < 2 and OSA.distance(word, "an", score_cutoff=2) <= 1

@@ -1,0 +1,198 @@
+"""TitleMatcher: MovieLens titles written the ways people and models write them."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from recllm.errors import RecllmError
+from recllm.grounding import Match, TitleMatcher, match_key
+
+# A slice of ML-1M's movies.dat, raw titles as MovieLens writes them.
+ML = {
+    "1": "Toy Story (1995)", "3114": "Toy Story 2 (1999)", "6": "Heat (1995)",
+    "29": "City of Lost Children, The (1995)", "47": "Seven (Se7en) (1995)",
+    "50": "Usual Suspects, The (1995)", "260": "Star Wars: Episode IV - A New Hope (1977)",
+    "1196": "Star Wars: Episode V - The Empire Strikes Back (1980)",
+    "2628": "Star Wars: Episode I - The Phantom Menace (1999)",
+    "858": "Godfather, The (1972)", "1221": "Godfather: Part II, The (1974)",
+    "2023": "Godfather: Part III, The (1990)", "318": "Shawshank Redemption, The (1994)",
+    "527": "Schindler's List (1993)", "2324": "Life Is Beautiful (La Vita è bella) (1997)",
+    "750": "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1963)",
+    "356": "Forrest Gump (1994)", "2571": "Matrix, The (1999)", "1617": "L.A. Confidential (1997)",
+    "1199": "Brazil (1985)", "2959": "Fight Club (1999)", "1089": "Reservoir Dogs (1992)",
+    "3578": "Gladiator (2000)", "1387": "Jaws (1975)", "1389": "Jaws 3-D (1983)",
+    "2947": "Goldfinger (1964)", "1200": "Aliens (1986)", "1214": "Alien (1979)",
+    "1320": "Alien³ (1992)", "1690": "Alien: Resurrection (1997)", "2161": "NeverEnding Story, The (1984)",
+    "1234": "Sting, The (1973)", "1284": "Big Sleep, The (1946)", "1206": "Clockwork Orange, A (1971)",
+    "2858": "American Beauty (1999)", "1": "Toy Story (1995)", "1136": "Monty Python and the Holy Grail (1974)",
+    "1035": "Sound of Music, The (1965)", "2300": "Producers, The (1968)", "2058": "Negotiator, The (1998)",
+    "1225": "Amadeus (1984)", "2020": "Dangerous Liaisons (1988)", "1580": "Men in Black (1997)",
+    "1729": "Jackie Brown (1997)", "1704": "Good Will Hunting (1997)", "2692": "Run Lola Run (Lola rennt) (1998)",
+    "1120": "People vs. Larry Flynt, The (1996)", "3052": "Dogma (1999)", "1923": "There's Something About Mary (1998)",
+}
+
+
+def exact_only(titles, **kw):
+    return TitleMatcher(titles, cutoff=100, **kw)
+
+
+def fuzzy(titles, **kw):
+    return TitleMatcher(titles, **kw)
+
+
+MATCHERS = [pytest.param(exact_only, id="exact"), pytest.param(fuzzy, id="exact+fuzzy")]
+
+
+@pytest.fixture(scope="module")
+def ml():
+    return TitleMatcher(ML)
+
+
+@pytest.mark.parametrize("build", MATCHERS)
+@pytest.mark.parametrize("query,item", [
+    ("The Usual Suspects", "50"), ("Usual Suspects (1995)", "50"), ("usual suspects, the", "50"),
+    ("USUAL SUSPECTS, THE (1995)", "50"), ("“The Usual Suspects”", "50"),
+    ("City of Lost Children", "29"), ("The City of Lost Children (1995)", "29"),
+    ("Se7en", "47"), ("Seven", "47"), ("Se7en (1995)", "47"),
+    ("Life is Beautiful", "2324"), ("La vita e bella", "2324"), ("La Vita è Bella", "2324"),
+    ("The Godfather Part II", "1221"), ("Godfather: Part 2", "1221"), ("The Godfather: Part III", "2023"),
+    ("Schindlers List", "527"), ("Schindler’s List", "527"), ("The Matrix", "2571"), ("Matrix", "2571"),
+    ("L.A. Confidential", "1617"), ("LA Confidential", "1617"), ("Run Lola Run", "2692"), ("Lola Rennt", "2692"),
+    ("The People vs Larry Flynt", "1120"), ("A Clockwork Orange", "1206"), ("Clockwork Orange", "1206"),
+    ("Monty Python & the Holy Grail", "1136"), ("Toy Story 2", "3114"), ("Toy Story II", "3114"),
+    ("Alien", "1214"), ("Aliens", "1200"), ("Alien 3", None), ("Alien³", "1320"),
+    ("There's Something About Mary", "1923"), ("Theres Something About Mary!", "1923"),
+])
+def test_movielens_titles_as_people_write_them(build, query, item):
+    found = build(ML).match([query])[0]
+    assert (found.item_id if found else None) == item
+
+
+@pytest.mark.parametrize("query,item", [
+    ("Usual Suspcts", "50"), ("The Usaul Suspects", "50"), ("Shawshank Redemtion", "318"),
+    ("Forest Gump", "356"), ("Schindlers Lits (1993)", "527"), ("Reservior Dogs", "1089"),
+    ("Goldfinder", "2947"), ("Amadeous", "1225"), ("Teh Matrix", "2571"), ("Good Wil Hunting", "1704"),
+    ("Dangerous Liasons", "2020"), ("Jackie Browne", "1729"), ("American Beuaty (1999)", "2858"),
+])
+def test_typos_are_fixed_by_fuzzy_matching(ml, query, item):
+    found = ml.match([query])[0]
+    assert found is not None and found.item_id == item and found.method == "fuzzy", found
+    assert exact_only(ML).match([query]) == [None]
+
+
+@pytest.mark.parametrize("query", [
+    "Inception", "The Dark Knight", "Toy Story 3", "Toy Story 4 (2019)", "Godfather: Part IV",
+    "Heat 2", "Alien: Covenant", "Jaws 2", "Gladiator II", "Fight Club 2", "Amelie",
+    "The Big Lebowski", "Goodfellas", "Dogma 2", "Men in White", "Brazil: The Sequel",
+    "The Sting II", "The Negotiators", "The Producer (2005)", "Sound of Silence",
+])
+def test_titles_not_in_the_catalog_are_rejected_not_snapped(ml, query):
+    assert ml.match([query]) == [None]
+
+
+def test_remakes_resolved_by_year_and_tie_break():
+    titles = {"a": "Heat (1995)", "b": "Heat (1986)", "c": "Psycho (1960)", "d": "Psycho (1998)"}
+    m = TitleMatcher(titles)
+    got = [x.item_id for x in m.match(["Heat (1986)", "Heat (1995)", "Heat (1987)", "Psycho (1998)"])]
+    assert got == ["b", "a", "b", "d"]
+    assert m.match(["Heat"])[0].item_id == "a"  # no year, no popularity: catalog order
+    assert TitleMatcher(titles, tie_break="latest").match(["Heat"])[0].item_id == "a"
+    assert TitleMatcher(titles, tie_break="earliest").match(["Heat"])[0].item_id == "b"
+    popular = TitleMatcher(titles, popularity={"a": 3, "b": 40})
+    assert popular.match(["Heat"])[0].item_id == "b"
+    assert popular.match(["Heat (1995)"])[0].item_id == "a"  # the year beats popularity
+
+
+def test_a_year_far_from_every_item_rules_the_title_out():
+    m = TitleMatcher({"c": "Psycho (1960)", "h": "Heat (1995)"})
+    assert m.match(["Psycho (1998)", "Psycho (1961)", "Heat (2019)"])[0] is None
+    assert m.match(["Psycho (1961)"])[0].item_id == "c"  # off by one: a model's slip
+    assert TitleMatcher({"c": "Psycho (1960)"}, year_window=None).match(["Psycho (1998)"])[0].item_id == "c"
+
+
+def test_duplicate_catalog_titles_are_all_reachable():
+    titles = {"x1": "Hamlet (1996)", "x2": "Hamlet (1996)", "x3": "Hamlet (1948)"}
+    m = TitleMatcher(titles)
+    assert m.match(["Hamlet (1996)"])[0].item_id == "x1"
+    assert m.match(["Hamlet (1948)"])[0].item_id == "x3"
+    assert m.stats()["ambiguous_keys"] == 1
+    assert m.restrict(["x2", "x3"]).match(["Hamlet (1996)"])[0].item_id == "x2"
+
+
+def test_subtitle_aliases():
+    m = TitleMatcher(ML)
+    assert m.match(["Star Wars"])[0].item_id == "260"  # first listed; popularity would decide too
+    assert m.match(["Star Wars (1999)"])[0].item_id == "2628"
+    assert m.match(["The Empire Strikes Back"])[0].item_id == "1196"
+    assert m.match(["Star Wars: The Phantom Menace"])[0].item_id == "2628"
+    assert m.match(["Dr. Strangelove"])[0].item_id == "750"
+    assert m.match(["Star Wars"])[0].method == "alias"
+    assert TitleMatcher(ML, subtitle_aliases=False).match(["Star Wars"]) == [None]
+
+
+def test_restricted_mode_matches_only_candidates(ml):
+    within = ["6", "50", "1", "3114"]
+    assert [m and m.item_id for m in ml.match(["Heat", "Se7en", "Usual Suspcts"], within=within)] == ["6", None, "50"]
+    sub = ml.restrict(within)
+    assert len(sub) == 4 and sub.match(["toy story 2"])[0].item_id == "3114"
+    assert ml.match(["Se7en"])[0].item_id == "47"  # the full matcher is untouched
+    with pytest.raises(RecllmError, match="not in the catalog"):
+        ml.restrict(["nope"])
+    with pytest.raises(RecllmError, match="at least one"):
+        ml.restrict([])
+
+
+def test_empty_catalog_is_a_clear_error():
+    with pytest.raises(RecllmError, match="empty catalog"):
+        TitleMatcher({})
+
+
+def test_bad_options_are_clear_errors():
+    with pytest.raises(RecllmError, match="tie_break"):
+        TitleMatcher(ML, tie_break="newest")
+    with pytest.raises(RecllmError, match="cutoff"):
+        TitleMatcher(ML, cutoff=120)
+
+
+def test_odd_titles_and_queries_do_not_crash():
+    m = TitleMatcher({"1": "!!! (2005)", "2": "", "3": "   ", "4": "M (1931)", "5": "9 (2009)", "6": "Ça (1999)"})
+    assert m.match(["!!!"])[0].item_id == "1"
+    assert m.match(["M"])[0].item_id == "4"
+    assert m.match(["9"])[0].item_id == "5"
+    assert m.match(["ca"])[0].item_id == "6"
+    assert m.match(["", "   ", "\x00\x01", "(1995)", "a" * 5000]) == [None] * 5
+
+
+def test_from_catalog_uses_raw_titles_years_and_display_titles(tiny_dataset):
+    m = TitleMatcher.from_catalog(tiny_dataset.catalog)
+    found = m.match(["Usual Suspects", "Shanghai Triad", "Yao a yao yao dao waipo qiao", "Heat (1986)",
+                     "{{ config }} {% raw %}"])
+    assert [f.item_id for f in found] == ["3", "6", "6", "9", "12"]
+    assert found[0].title == "The Usual Suspects"  # Match.title is the catalog's display title
+    assert isinstance(found[0], Match) and found[0].score == 100.0
+
+
+def test_match_key_is_the_shared_title_key_plus_sequel_numbers():
+    assert match_key("Usual Suspects, The (1995)") == match_key("the usual suspects") == "usual suspects"
+    assert match_key("Rocky II") == match_key("Rocky 2") == "rocky 2"
+    assert match_key("I, Robot") != match_key("Robot")
+
+
+def test_results_cache_is_bounded():
+    m = TitleMatcher(ML, cache_size=10)
+    for i in range(100):
+        m.match_one(f"Unknown Title {i}")
+    assert len(m._cache) <= 10
+    assert m.match_one("Heat").item_id == "6"
+
+
+def test_blocking_finds_typos_in_a_large_catalog():
+    rng = random.Random(0)
+    words = ["".join(rng.choice("bcdfghklmnprstvz") + rng.choice("aeiou") for _ in range(3)) for _ in range(3000)]
+    titles = {str(i): f"{rng.choice(words)} {rng.choice(words)} {rng.choice(words)}" for i in range(30_000)}
+    titles["target"] = "Kalimero Sunset Boulevard"
+    m = TitleMatcher(titles)
+    assert m.match(["Kalimero Sunset Boulevrad"])[0].item_id == "target"
+    assert m.match(["Kalimero Sunrise Boulevard"]) == [None]
