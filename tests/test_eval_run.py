@@ -41,7 +41,7 @@ def test_full_protocol_run_by_hand(tmp_path, tiny_dataset):
     # u1 history 1,2,3,4 -> target 7: Star Wars first; Heat (1995) is in the history (dropped),
     # "Made Up Movie" is out of catalog, the second "Star Wars" a duplicate.
     assert samples["u1"]["target"] == "7" and u1["ranked"] == ["7"]
-    assert u1["validity"] == {"parsed": 4, "matched": 3, "out_of_catalog": 1,
+    assert u1["validity"] == {"asked": 10, "parsed": 4, "matched": 3, "out_of_catalog": 1,
                               "out_of_candidates": 0, "duplicates": 1, "history_repeats": 1,
                               "shortfall": 9, "parse_failure": 0, "error": 0}
     assert u1["metrics"]["ndcg@10"] == 1.0 and u1["metrics"]["rank"] == 1

@@ -53,6 +53,13 @@ def answers_for(plan, protocol: str, seed: int = 0) -> dict[str, str]:
     return out
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the workers)."""
+    import resource
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--users", default="all")
@@ -86,9 +93,9 @@ def main() -> int:
                                         for k, v in answers.items()))
                 cfg = cfg.model_copy(update={"backend_options": {"path": str(path)},
                                              "output": str(Path(tmp) / "run")})
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), cpu_seconds()
                 res = run_one(cfg, Path(cfg.output), dataset=ds, log=lambda m: None)
-                total = time.perf_counter() - t0
+                total, cpu = time.perf_counter() - t0, cpu_seconds() - c0
             tm = res["timings"]
             n = tm["users_this_session"]
             loop = tm["loop_seconds_this_session"]
@@ -99,6 +106,8 @@ def main() -> int:
                   f"parse+match {tm['ground_seconds']:.2f}s); whole run incl. plan+results "
                   f"{total:.2f}s; ndcg@10 {llm['metrics']['ndcg@10']['mean']:.4f}, "
                   f"out-of-catalog {llm['validity']['out_of_catalog_rate']['mean']:.3f}")
+            print(f"{'':10s} {'':18s}  CPU time of the whole run (all processes) {cpu:.2f}s = "
+                  f"{cpu / n * 1e3:.3f} ms/user; load average now {os.getloadavg()[0]:.1f}")
     return 0
 
 

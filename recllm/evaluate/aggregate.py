@@ -16,7 +16,7 @@ from recllm.evaluate.metrics import coverage, ranking_metrics
 from recllm.evaluate.stats import bootstrap_means, bootstrap_ratio
 
 # Validity counters every LLM answer carries (ints per user); rates are defined below.
-VALIDITY_FIELDS = ("parsed", "matched", "out_of_catalog", "out_of_candidates", "duplicates",
+VALIDITY_FIELDS = ("asked", "parsed", "matched", "out_of_catalog", "out_of_candidates", "duplicates",
                    "history_repeats", "shortfall", "parse_failure", "error")
 
 
@@ -45,7 +45,8 @@ def validity_rates(counts: dict[str, np.ndarray], k: int, *, resamples: int, see
     - out_of_candidates_rate = titles in the catalog but not among the candidates / titles parsed
     - duplicate_rate = titles repeating an earlier one / titles parsed
     - history_repeat_rate = matched items already in the user's history / items matched
-    - shortfall_rate = sum over users of max(0, k - valid items) / (k * users)
+    - shortfall_rate = sum over users of max(0, k_u - items scored) / sum of k_u, where k_u is
+      what user u's prompt asked for (k, or the number of candidates)
     """
     n = len(counts["parsed"])
     ones = np.ones(n)
@@ -56,7 +57,7 @@ def validity_rates(counts: dict[str, np.ndarray], k: int, *, resamples: int, see
         "out_of_candidates_rate": (counts["out_of_candidates"], counts["parsed"]),
         "duplicate_rate": (counts["duplicates"], counts["parsed"]),
         "history_repeat_rate": (counts["history_repeats"], counts["matched"]),
-        "shortfall_rate": (counts["shortfall"], ones * k),
+        "shortfall_rate": (counts["shortfall"], np.where(counts["asked"] > 0, counts["asked"], k)),
     }
     out = {name: bootstrap_ratio(num, den, resamples=resamples, seed=seed)
            for name, (num, den) in spec.items()}

@@ -34,16 +34,17 @@ class Grounder:
 
     @staticmethod
     def empty_validity(*, error: bool, k: int) -> dict[str, int]:
-        return {"parsed": 0, "matched": 0, "out_of_catalog": 0, "out_of_candidates": 0,
-                "duplicates": 0, "history_repeats": 0, "shortfall": k, "parse_failure": 1,
-                "error": int(error)}
+        return {"asked": k, "parsed": 0, "matched": 0, "out_of_catalog": 0,
+                "out_of_candidates": 0, "duplicates": 0, "history_repeats": 0, "shortfall": k,
+                "parse_failure": 1, "error": int(error)}
 
     def ground(self, text: str, *, k: int, history: Sequence[str],
                candidates: Sequence[str] | None = None, exclude_history: bool = True) -> Grounded:
         """Ranked ids (at most k, answer order, each once; history items dropped when
         `exclude_history`, as the baselines do) and the counts:
         parsed = titles written (repeats included), matched = titles naming an item,
-        out_of_catalog / out_of_candidates / duplicates / history_repeats, shortfall = k - len,
+        out_of_catalog / out_of_candidates / duplicates / history_repeats, asked = k,
+        shortfall = k - len(ranked),
         parse_failure = 1 when no title could be read."""
         from recllm.grounding import ground, parse_titles
 
@@ -51,6 +52,7 @@ class Grounder:
         g = ground(answer, self.matcher, k=k, history=history, candidates=candidates,
                    drop_history=exclude_history)
         validity = {
+            "asked": k,
             "parsed": g.n_parsed + answer.n_duplicates,
             "matched": g.n_matched,
             "out_of_catalog": g.n_out_of_catalog,

@@ -62,6 +62,8 @@ def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None 
     from recllm.data import leave_one_out, load_dataset, sample_users
     from recllm.evaluate.metrics import popularity_percentiles
 
+    import time
+    t0 = time.perf_counter()
     if dataset is None:
         dataset = load_dataset(cfg.dataset, **cfg.dataset_options)
     split = leave_one_out(dataset, max_history=cfg.max_history, min_history=cfg.min_history)
@@ -81,10 +83,15 @@ def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None 
     # Training data leave out every held-out target of every user (not only the sampled ones).
     held = list(split.test) + (list(split.valid) if cfg.split == "valid" else [])
     train = training_data(dataset, held)
+    log(f"data: {dataset.name}, {len(cases)} users to evaluate, {train.n_items} items "
+        f"({time.perf_counter() - t0:.1f}s)")
     baselines = {}
     names = list(dict.fromkeys(cfg.baselines))
     for name in names:
+        t1 = time.perf_counter()
         baselines[name] = get_baseline(name, train, seed=cfg.seed, neighbors=cfg.knn_neighbors)
+        if name == "itemknn":
+            log(f"baseline itemknn fitted ({time.perf_counter() - t1:.1f}s)")
     plan = Plan(dataset, cases, train, baselines, skipped=skipped, split=split.summary(),
                 percentiles=popularity_percentiles(train.count_of()))
     if cfg.protocol == "candidates":
