@@ -42,8 +42,17 @@ class TransformersBackend(Backend):
     Options = TransformersOptions
 
     def __init__(self, options: TransformersOptions | None = None):
-        self.options = options or TransformersOptions()
-        self.resolved = resolve(self.options.model, fetch=True)
+        try:
+            import torch
+        except ImportError:
+            raise RecllmError("the transformers backend needs torch and transformers",
+                              hint="pip install 'recllm[hf]' (CPU: install torch's CPU wheel first)") from None
+        self.options = opts = options or TransformersOptions()
+        self.resolved = resolve(opts.model, fetch=True)
+        gpu = torch.cuda.is_available()
+        self.device = opts.device if opts.device != "auto" else ("cuda" if gpu else "cpu")
+        on_gpu = self.device.startswith("cuda")
+        self.dtype = opts.dtype if opts.dtype != "auto" else ("bfloat16" if on_gpu else "float32")
         self._model = self._tokenizer = None
 
     # -- loading ---------------------------------------------------------------------------
@@ -56,25 +65,25 @@ class TransformersBackend(Backend):
         opts = self.options
         if opts.threads:
             torch.set_num_threads(opts.threads)
-        device = opts.device if opts.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = opts.dtype if opts.dtype != "auto" else ("bfloat16" if device.startswith("cuda") else "float32")
         kwargs = {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code}
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.resolved.path, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(self.resolved.path, dtype=getattr(torch, dtype), **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(self.resolved.path, dtype=getattr(torch, self.dtype),
+                                                         **kwargs)
         except OSError as exc:  # hub id without network, or unreadable files
             raise RecllmError(f"cannot load model {self.resolved.name!r}: {exc}".splitlines()[0],
                               hint="use a fetched alias (`recllm models list`) or a complete local folder")
-        model.to(device).eval()
+        model.to(self.device).eval()
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:  # Llama-style tokenizers ship without one
             tokenizer.pad_token = tokenizer.eos_token
-        self._model, self._tokenizer, self.device, self.dtype = model, tokenizer, device, dtype
+        self._model, self._tokenizer = model, tokenizer
         return model, tokenizer
 
     def identity(self) -> dict[str, Any]:
+        # The effective dtype: bf16 on a GPU and fp32 on CPU answer differently.
         return {"engine": self.name, "model": self.resolved.name, "revision": self.resolved.revision,
-                "dtype": self.options.dtype}
+                "dtype": self.dtype}
 
     # -- tokens ------------------------------------------------------------------------------
     def render(self, request: GenerationRequest) -> str:
