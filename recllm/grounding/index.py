@@ -45,7 +45,7 @@ class GramIndex:
             self.grams = np.zeros(0, np.uint64)
             self.offsets = np.zeros(1, np.int64)
             self.postings = np.zeros(0, np.int32)
-            self.posting_lengths = np.zeros(0, np.int16)
+            self.windows = np.zeros(0, np.int32)
             return
         # All keys in one string, "\0"-separated, so one vectorized pass makes every gram.
         codes = _codes("\x00".join(self._pad(k) for k in keys))
@@ -74,10 +74,11 @@ class GramIndex:
         # Within a gram, postings ascend by key length: a length window is one slice.
         clipped = np.minimum(self.lengths, _MAX_LEN).astype(np.int64)
         order = np.argsort(gram_id * (_MAX_LEN + 1) + clipped[owner], kind="stable")
-        owner = owner[order]
+        owner, gram_id = owner[order], gram_id[order]
         self.postings = owner.astype(np.int32)
-        self.posting_lengths = clipped[owner].astype(np.int16)
-        self.offsets = np.searchsorted(gram_id[order], np.arange(len(self.grams) + 1)).astype(np.int64)
+        # (gram, length) of every posting, ascending: one searchsorted finds every window.
+        dtype = np.int32 if len(self.grams) < 2**31 // (_MAX_LEN + 1) else np.int64
+        self.windows = (gram_id * (_MAX_LEN + 1) + clipped[owner]).astype(dtype)
         del order, gram_id, owner
 
     def _pad(self, key: str) -> str:
@@ -85,8 +86,7 @@ class GramIndex:
 
     @property
     def nbytes(self) -> int:
-        return (self.grams.nbytes + self.offsets.nbytes + self.postings.nbytes
-                + self.posting_lengths.nbytes + self.lengths.nbytes)
+        return self.grams.nbytes + self.postings.nbytes + self.windows.nbytes + self.lengths.nbytes
 
     def candidates(self, key: str, *, max_edits: int, budget: int, limit: int) -> np.ndarray:
         """Ids of at most `limit` keys sharing the most rare q-grams with `key`, best first.
@@ -107,20 +107,17 @@ class GramIndex:
             for c in codes[i: i + q]:
                 packed = (packed << _BITS) | c
             grams.add(packed)
-        found = []
-        offsets, plen = self.offsets, self.posting_lengths
-        for packed in grams:
-            g = self._gram_id.get(packed)
-            if g is not None:
-                start, end = int(offsets[g]), int(offsets[g + 1])
-                window = plen[start:end]
-                lo = start + int(np.searchsorted(window, lo_len, "left"))
-                hi = start + int(np.searchsorted(window, hi_len, "right"))
-                if hi > lo:
-                    found.append((hi - lo, lo, hi))
+        gram_ids = [g for g in map(self._gram_id.get, grams) if g is not None]
+        if not gram_ids:
+            return np.zeros(0, np.int32)
+        base = np.asarray(gram_ids, dtype=np.int64) * (_MAX_LEN + 1)
+        dtype = self.windows.dtype  # same dtype, or searchsorted casts the whole haystack
+        lo = self.windows.searchsorted((base + max(lo_len, 0)).astype(dtype))
+        hi = self.windows.searchsorted((base + min(hi_len, _MAX_LEN)).astype(dtype), side="right")
+        found = sorted(zip((hi - lo).tolist(), lo.tolist(), hi.tolist()))
+        found = [f for f in found if f[0] > 0]
         if not found:
             return np.zeros(0, np.int32)
-        found.sort()
         lists, total = [], 0
         for size, start, end in found[: q * max_edits + 1]:
             if lists and total + size > budget:

@@ -126,7 +126,9 @@ def _finish(items: list[Item], fmt: str, truncated: bool, max_titles: int) -> Pa
     seen: set[str] = set()
     dups = 0
     for title, alt in items:
-        key = title_key(title) + "|" + (title[-5:-1] if title.endswith(")") else "")
+        # Same title, same year, same other readings: "Life" cut from "Life is Beautiful - ..."
+        # is not a repeat of a later plain "Life".
+        key = "|".join([title_key(title), title[-5:-1] if title.endswith(")") else "", *alt])
         if key in seen:
             dups += 1
             continue
