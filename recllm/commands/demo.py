@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 BUILTIN = {
-    "name": "demo", "dataset": "ml-100k", "users": 50, "seed": 0, "max_history": 20,
+    "name": "demo", "dataset": "ml-100k", "users": 30, "seed": 0, "max_history": 15,
     "protocol": ["full", "candidates"], "k": 10, "negatives": 19,
     "negative_sampling": "uniform", "model": "smollm2-135m-instruct",
-    "backend": "transformers", "max_tokens": 200, "temperature": 0.0, "batch_size": 16,
+    "backend": "transformers", "max_tokens": 120, "temperature": 0.0, "batch_size": 32,
+    "backend_options": {"batch_size": 32},
     "baselines": ["random", "popularity", "itemknn"], "ks": [1, 5, 10, 20],
 }
 
@@ -31,7 +32,7 @@ def config_path() -> Path | None:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="evaluate the default model on MovieLens-100K next to baselines",
                        description=__doc__)
-    p.add_argument("--users", type=int, help="sampled users (default 50)")
+    p.add_argument("--users", type=int, help="sampled users (default 30)")
     p.add_argument("--model", help="model alias (default smollm2-135m-instruct)")
     p.add_argument("--output", "-o", default="runs/demo", help="run folder (default runs/demo)")
     p.add_argument("--fresh", action="store_true",
