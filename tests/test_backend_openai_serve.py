@@ -18,10 +18,10 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
-from tiny_llm import build_tiny_model  # noqa: E402
+from tiny_llm import build_tiny_model
 
-from recllm.backends import GenerationRequest, SamplingParams, get_backend  # noqa: E402
-from recllm.cache import CachedBackend  # noqa: E402
+from recllm.backends import GenerationRequest, SamplingParams, get_backend
+from recllm.cache import CachedBackend
 
 
 def _cli() -> str | None:

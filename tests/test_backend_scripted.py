@@ -7,7 +7,14 @@ import sys
 
 import pytest
 
-from recllm.backends import BACKENDS, GenerationRequest, SamplingParams, backend_class, cut_at_stop, get_backend
+from recllm.backends import (
+    BACKENDS,
+    GenerationRequest,
+    SamplingParams,
+    backend_class,
+    cut_at_stop,
+    get_backend,
+)
 from recllm.errors import RecllmError
 
 

@@ -8,10 +8,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from tiny_llm import build_tiny_model  # noqa: E402
+from tiny_llm import build_tiny_model
 
-from recllm.backends import GenerationRequest, SamplingParams, get_backend  # noqa: E402
-from recllm.errors import RecllmError  # noqa: E402
+from recllm.backends import GenerationRequest, SamplingParams, get_backend
+from recllm.errors import RecllmError
 
 
 @pytest.fixture(scope="module")

@@ -134,4 +134,4 @@ def test_models_cli_list_and_show(tmp_path, capsys):
 
 def test_models_module_imports_without_torch():
     code = "import sys, recllm.models; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"

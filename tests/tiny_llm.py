@@ -9,8 +9,9 @@ CHAT_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-WORDS = ("recommend movies like toy story heat fargo star wars the a of and 1 2 3 4 5 . , : "
-         "user assistant system you are helpful titles list watched").split()
+WORDS = ["recommend", "movies", "like", "toy", "story", "heat", "fargo", "star", "wars", "the", "a", "of",
+         "and", "1", "2", "3", "4", "5", ".", ",", ":", "user", "assistant", "system", "you", "are",
+         "helpful", "titles", "list", "watched"]
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>", "<|im_start|>", "<|im_end|>"]
 
 

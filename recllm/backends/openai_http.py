@@ -17,7 +17,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from recllm.backends.base import Backend, GenerationRequest, GenerationResult, cut_at_stop, messages_of
+from pydantic import Field
+
+from recllm.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    cut_at_stop,
+    messages_of,
+)
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 
@@ -36,7 +44,7 @@ class OpenAIOptions(StrictOptions):
     backoff: float = 1.0  # first retry waits about this long; doubles each time (with jitter)
     max_backoff: float = 30.0
     structured_format: Literal["vllm", "openai"] = "vllm"  # how `structured` is sent
-    extra_body: dict[str, Any] = {}  # merged into every request body
+    extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
     revision: str | None = None  # your label for the served weights (part of cache keys)
 
 

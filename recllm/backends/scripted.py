@@ -13,7 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from recllm.backends.base import Backend, GenerationRequest, GenerationResult, cut_at_stop
+from recllm.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    cut_at_stop,
+)
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 

@@ -13,7 +13,13 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from recllm.backends.base import Backend, GenerationRequest, GenerationResult, cut_at_stop, messages_of
+from recllm.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    cut_at_stop,
+    messages_of,
+)
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 

@@ -69,7 +69,12 @@ def run(args: argparse.Namespace) -> int:
     from recllm.backends import SamplingParams, get_backend
     from recllm.cache import CachedBackend
     from recllm.data import leave_one_out, load_dataset, sample_users
-    from recllm.prompting import DEFAULT_TEMPLATE, PromptTooLong, load_template, render_prompt
+    from recllm.prompting import (
+        DEFAULT_TEMPLATE,
+        PromptTooLong,
+        load_template,
+        render_prompt,
+    )
 
     template = load_template(args.template or DEFAULT_TEMPLATE)
     if template.header.mode == "rank":
