@@ -129,8 +129,8 @@ class EmbeddingMatcher:
         sub.base = self.base.restrict(item_ids)
         pos = {item_id: i for i, item_id in enumerate(sub.base.ids)}
         old_to_new = {self.base._positions()[item_id]: i for item_id, i in pos.items()}
-        keep = [j for j, r in enumerate(self.rows.tolist()) if r in old_to_new]
-        sub.names = [self.names[j] for j in keep]
-        sub.rows = np.asarray([old_to_new[int(self.rows[j])] for j in keep], dtype=np.int64)
+        keep = np.nonzero(np.isin(self.rows, np.fromiter(old_to_new, dtype=np.int64)))[0]
+        sub.names = [self.names[j] for j in keep.tolist()]
+        sub.rows = np.asarray([old_to_new[int(r)] for r in self.rows[keep]], dtype=np.int64)
         sub.vectors = self.vectors[keep]
         return sub

@@ -101,12 +101,15 @@ class GramIndex:
             self._gram_id = dict(zip(self.grams.tolist(), range(len(self.grams))))
         codes = [min(ord(ch), 0xFFFF) for ch in self._pad(key)]
         q, lo_len, hi_len = self.q, len(key) - max_edits, len(key) + max_edits
-        grams = set()
-        for i in range(len(codes) - q + 1):
-            packed = 0
-            for c in codes[i: i + q]:
-                packed = (packed << _BITS) | c
-            grams.add(packed)
+        if q == 3:
+            grams = {(a << 32) | (b << 16) | c for a, b, c in zip(codes, codes[1:], codes[2:])}
+        else:
+            grams = set()
+            for i in range(len(codes) - q + 1):
+                packed = 0
+                for c in codes[i: i + q]:
+                    packed = (packed << _BITS) | c
+                grams.add(packed)
         gram_ids = [g for g in map(self._gram_id.get, grams) if g is not None]
         if not gram_ids:
             return np.zeros(0, np.int32)
@@ -161,7 +164,7 @@ class WordIndex:
     def nbytes(self) -> int:
         return self.postings.nbytes + self.offsets.nbytes
 
-    def candidates(self, key: str, *, words: int = 2, slack: int = 3, limit: int = 1000) -> np.ndarray:
+    def candidates(self, key: str, *, words: int = 2, slack: int = 2, limit: int = 128) -> np.ndarray:
         """Keys that contain one of the `words` rarest words of `key` and are about as long."""
         found = []
         for w in set(key.split()):

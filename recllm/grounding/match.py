@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from recllm.data.titles import split_title, split_year, title_key
@@ -164,6 +165,7 @@ class TitleMatcher:
         self.index = GramIndex(self.keys, q=gram_size) if self.cutoff < 100 else None
         self.words = WordIndex(self.keys) if self.cutoff < 100 else None
         self._cache: dict[str, Match | None] = {}
+        self._key_array: np.ndarray | None = None  # keys as an object array, for fancy indexing
 
     @classmethod
     def from_catalog(cls, catalog, **options) -> TitleMatcher:
@@ -232,30 +234,30 @@ class TitleMatcher:
         if trimmed:
             variants.append(trimmed)
         if self.index is None:  # a restricted matcher: few keys, scan them all
-            return self._pick(variants, list(range(len(self.keys))), key, year)
-        cand: list[int] = []
-        for variant in variants:
-            max_edits = 2 if variant.count(" ") < 3 else 4  # what typo_edits can accept
-            cand += self.index.candidates(variant, max_edits=max_edits, budget=self.posting_budget,
-                                          limit=self.max_candidates).tolist()
+            return self._pick(variants, np.arange(len(self.keys)), key, year)
+        cand = [self.index.candidates(v, max_edits=2 if v.count(" ") < 3 else 4,  # what typo_edits
+                                      budget=self.posting_budget, limit=self.max_candidates)
+                for v in variants]
+        cand = cand[0] if len(cand) == 1 else np.unique(np.concatenate(cand))
         found = self._pick(variants, cand, key, year)
         if found is not None or " " not in key or self.words is None:
             return found
-        tried = set(cand)
-        more = [k for v in variants for k in self.words.candidates(v).tolist() if k not in tried]
-        return self._pick(variants, more, key, year)
+        more = np.concatenate([self.words.candidates(v, limit=self.max_candidates) for v in variants])
+        return self._pick(variants, np.setdiff1d(more, cand), key, year)
 
-    def _pick(self, variants: list[str], cand: list[int], key: str, year: int | None) -> Match | None:
-        if not cand:
+    def _pick(self, variants: list[str], cand: np.ndarray, key: str, year: int | None) -> Match | None:
+        if len(cand) == 0:
             return None
-        choices = [self.keys[i] for i in cand]
+        if self._key_array is None:
+            self._key_array = np.array(self.keys, dtype=object)
+        choices = self._key_array[cand].tolist()
         hits = [h for v in variants for h in process.extract(
             v, choices, scorer=fuzz.ratio, processor=None, score_cutoff=self.cutoff, limit=10)]
         hits.sort(key=lambda h: -h[1])
         seen: set[int] = set()
         ranked = []
         for _, score, pos in hits:
-            kid = cand[pos]
+            kid = int(cand[pos])
             if kid in seen:
                 continue
             seen.add(kid)
@@ -350,7 +352,7 @@ class TitleMatcher:
             sub.item_keys.append(tuple(own))
             for alias in sub.item_alias[new]:
                 sub._alias.setdefault(alias, []).append(new)
-        sub.index, sub.words, sub._cache, sub.cache_size = None, None, {}, 1_000
+        sub.index, sub.words, sub._cache, sub.cache_size, sub._key_array = None, None, {}, 1_000, None
         sub.__dict__.pop("_pos", None)
         return sub
 
