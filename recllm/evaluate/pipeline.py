@@ -133,9 +133,12 @@ class Pipeline:
         stats.seconds_ground += sum(s for _, s in outs)
         return [line for lines, _ in outs for line in lines]
 
-    def close(self) -> None:
+    def close(self, terminate: bool = False) -> None:
         if self.pool is not None:
-            self.pool.close()
+            if terminate:
+                self.pool.terminate()
+            else:
+                self.pool.close()
             self.pool.join()
             self.pool = None
         _STATE.clear()

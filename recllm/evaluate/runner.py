@@ -98,6 +98,9 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
                            "requests": stats.requests - before[2]}])
             bar.update(stop - start)
         bar.close()
+    except BaseException:  # Ctrl-C or a crash: stop workers at once, keep what was written
+        pipe.close(terminate=True)
+        raise
     finally:
         pipe.close()
         writer.close()
