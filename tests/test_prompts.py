@@ -92,6 +92,13 @@ def test_sandbox_refuses_unsafe_attribute_access(tmp_path, tiny_dataset):
         render_prompt(load_template(path), case_for(tiny_dataset, "u1"), tiny_dataset)
 
 
+def test_template_runtime_error_names_the_line(tmp_path):
+    path = write(tmp_path, "oops", HEADER.format(name="oops", mode="generate", chat="false")
+                 + "{{ k }}\n{{ k / 0 }}\n")
+    with pytest.raises(RecllmError, match=r"oops.jinja:8: render failed: ZeroDivisionError"):
+        load_template(path).render({"k": 1})
+
+
 def test_rendering_is_deterministic(tiny_dataset):
     case = case_for(tiny_dataset, "u3")
     for name in SHIPPED:

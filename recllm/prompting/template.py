@@ -128,8 +128,8 @@ class PromptTemplate:
                               "declare it in recllm.prompting.context.VARIABLES or pass it") from None
         except SecurityError as exc:
             raise self._error(exc, f"unsafe operation refused by the sandbox: {exc}", None) from None
-        except TemplateError as exc:
-            raise self._error(exc, f"render failed: {exc}", None) from None
+        except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
+            raise self._error(exc, f"render failed: {type(exc).__name__}: {exc}", None) from None
         if not self.header.chat:
             text = outside.strip()
             if not text:
