@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from rapidfuzz.distance import OSA
 
 _MAX_LEN = 1023  # longer keys share one length bucket
 _BITS = 16  # code points above the BMP fold to 0xFFFF; q <= 4 characters pack into one uint64
@@ -29,6 +30,19 @@ def _pack(codes: np.ndarray, q: int) -> np.ndarray:
     for j in range(1, q):
         packed = (packed << np.uint64(_BITS)) | codes[j: j + n]
     return packed
+
+
+def unique(x: np.ndarray, counts: bool = False):
+    """np.unique by sorting (numpy 2's hash-based unique is several times slower here)."""
+    x = np.sort(x)
+    if len(x) == 0:
+        return (x, np.zeros(0, np.int64)) if counts else x
+    first = np.empty(len(x), bool)
+    first[0], first[1:] = True, x[1:] != x[:-1]
+    if not counts:
+        return x[first]
+    starts = np.flatnonzero(first)
+    return x[starts], np.diff(np.append(starts, len(x)))
 
 
 class GramIndex:
@@ -130,7 +144,7 @@ class GramIndex:
         if len(lists) == 1:
             ids, counts = lists[0], None
         else:
-            ids, counts = np.unique(np.concatenate(lists), return_counts=True)
+            ids, counts = unique(np.concatenate(lists), counts=True)
         gap = np.abs(self.lengths[ids] - len(key))
         # Most shared grams first, then closest length.
         rank = gap if counts is None else gap - counts.astype(np.int64) * 4096
@@ -141,8 +155,14 @@ class GramIndex:
 
 
 class WordIndex:
-    """Word -> keys containing it (CSR). The second blocking pass: a typo in a title of common
-    words leaves only common q-grams, but its other words are intact and name few keys."""
+    """Word -> keys containing it (CSR), with a spelling index over the words.
+
+    The second blocking pass. A typo in a title of common words leaves only common q-grams,
+    and a transposed short word ("Knae") shares none with the right one ("Kane"). So each
+    word of the title is corrected against the catalog's own vocabulary (one-deletion
+    neighbourhoods, as in SymSpell: "knae" and "kane" both lose a letter to "kae"), and the
+    keys containing the rarest corrected words are the candidates.
+    """
 
     def __init__(self, keys: Sequence[str]):
         word_id: dict[str, int] = {}
@@ -153,31 +173,72 @@ class WordIndex:
                 words.append(word_id.setdefault(w, len(word_id)))
                 owners.append(kid)
         w_arr = np.asarray(words, dtype=np.int64)
-        o_arr = np.asarray(owners, dtype=np.int32)
         order = np.argsort(w_arr, kind="stable")
-        self.postings = o_arr[order]
+        self.postings = np.asarray(owners, dtype=np.int32)[order]
         self.offsets = np.searchsorted(w_arr[order], np.arange(len(word_id) + 1)).astype(np.int64)
+        del words, owners, w_arr, order
         self.word_id = word_id
+        self.words = list(word_id)
         self.lengths = np.fromiter((len(k) for k in keys), dtype=np.int32, count=len(keys))
+        # Deletion neighbourhood of every word of 3+ letters: hash(variant) -> word id.
+        hashes, ids = [], []
+        for wid, w in enumerate(self.words):
+            if len(w) >= 3:
+                for v in _deletions(w):
+                    hashes.append(hash(v))
+                    ids.append(wid)
+        h = np.asarray(hashes, dtype=np.int64)
+        order = np.argsort(h, kind="stable")
+        self.del_hashes, self.del_words = h[order], np.asarray(ids, dtype=np.int32)[order]
 
     @property
     def nbytes(self) -> int:
-        return self.postings.nbytes + self.offsets.nbytes
+        return self.postings.nbytes + self.offsets.nbytes + self.del_hashes.nbytes + self.del_words.nbytes
 
-    def candidates(self, key: str, *, words: int = 2, slack: int = 2, limit: int = 128) -> np.ndarray:
-        """Keys that contain one of the `words` rarest words of `key` and are about as long."""
-        found = []
+    def spellings(self, word: str) -> list[int]:
+        """Ids of catalog words one typo away from `word` (and `word` itself, which alone is
+        returned when two titles or more use it: a real word is taken as written)."""
+        found = set()
+        wid = self.word_id.get(word)
+        if wid is not None:
+            if self.offsets[wid + 1] - self.offsets[wid] >= 2:
+                return [wid]
+            found.add(wid)
+        if len(word) >= 3:
+            h = np.fromiter((hash(v) for v in _deletions(word)), dtype=np.int64)
+            lo = self.del_hashes.searchsorted(h, "left")
+            hi = self.del_hashes.searchsorted(h, "right")
+            for a, b in zip(lo.tolist(), hi.tolist()):
+                for wid in self.del_words[a:b].tolist():
+                    if OSA.distance(word, self.words[wid], score_cutoff=2) <= (1 if len(word) < 8 else 2):
+                        found.add(wid)
+        return list(found)
+
+    def candidates(self, key: str, *, slack: int = 2, limit: int = 128, budget: int = 50_000) -> np.ndarray:
+        """Keys about as long as `key` containing its rarest (corrected) words."""
+        groups = []
         for w in set(key.split()):
-            i = self.word_id.get(w)
-            if i is not None:
-                found.append((int(self.offsets[i + 1] - self.offsets[i]), i))
-        if not found:
-            return np.zeros(0, np.int32)
-        found.sort()
-        ids = np.concatenate([self.postings[self.offsets[i]: self.offsets[i + 1]] for _, i in found[:words]])
+            ids = self.spellings(w)
+            size = sum(int(self.offsets[i + 1] - self.offsets[i]) for i in ids)
+            if size:
+                groups.append((size, ids))
+        groups.sort(key=lambda g: g[0])
+        groups = [g for i, g in enumerate(groups) if i == 0 or g[0] <= budget]
+        if not groups or groups[0][0] > budget:
+            return np.zeros(0, np.int32)  # only very common words: the q-gram pass was the chance
+        sets = [unique(np.concatenate([self.postings[self.offsets[i]: self.offsets[i + 1]] for i in ids]))
+                for _, ids in groups[:2]]
+        ids = sets[0]
+        if len(sets) == 2:  # the right key holds (a spelling of) both rarest words
+            both = np.intersect1d(sets[0], sets[1], assume_unique=True)
+            ids = both if len(both) else unique(np.concatenate(sets))
         gap = np.abs(self.lengths[ids] - len(key))
         ids, gap = ids[gap <= slack], gap[gap <= slack]
         if len(ids) > limit:
             top = np.argpartition(gap, limit - 1)[:limit]
             ids, gap = ids[top], gap[top]
         return ids[np.argsort(gap, kind="stable")]
+
+
+def _deletions(word: str) -> set[str]:
+    return {word, *(word[:i] + word[i + 1:] for i in range(len(word)))}

@@ -26,7 +26,7 @@ from rapidfuzz import fuzz, process
 
 from recllm.data.titles import split_title, split_year, title_key
 from recllm.errors import RecllmError
-from recllm.grounding.index import GramIndex, WordIndex
+from recllm.grounding.index import GramIndex, WordIndex, unique
 from recllm.grounding.verify import strip_article_typo, typo_edits
 
 TieBreak = Literal["popular", "first", "latest", "earliest"]
@@ -238,12 +238,13 @@ class TitleMatcher:
         cand = [self.index.candidates(v, max_edits=2 if v.count(" ") < 3 else 4,  # what typo_edits
                                       budget=self.posting_budget, limit=self.max_candidates)
                 for v in variants]
-        cand = cand[0] if len(cand) == 1 else np.unique(np.concatenate(cand))
+        cand = cand[0] if len(cand) == 1 else unique(np.concatenate(cand))
         found = self._pick(variants, cand, key, year)
-        if found is not None or " " not in key or self.words is None:
+        if found is not None or self.words is None:
             return found
         more = np.concatenate([self.words.candidates(v, limit=self.max_candidates) for v in variants])
-        return self._pick(variants, np.setdiff1d(more, cand), key, year)
+        more = unique(more)
+        return self._pick(variants, more[~np.isin(more, cand)], key, year)
 
     def _pick(self, variants: list[str], cand: np.ndarray, key: str, year: int | None) -> Match | None:
         if len(cand) == 0:
