@@ -26,7 +26,7 @@ ML = {
     "2947": "Goldfinger (1964)", "1200": "Aliens (1986)", "1214": "Alien (1979)",
     "1320": "Alien³ (1992)", "1690": "Alien: Resurrection (1997)", "2161": "NeverEnding Story, The (1984)",
     "1234": "Sting, The (1973)", "1284": "Big Sleep, The (1946)", "1206": "Clockwork Orange, A (1971)",
-    "2858": "American Beauty (1999)", "1": "Toy Story (1995)", "1136": "Monty Python and the Holy Grail (1974)",
+    "2858": "American Beauty (1999)", "1136": "Monty Python and the Holy Grail (1974)",
     "1035": "Sound of Music, The (1965)", "2300": "Producers, The (1968)", "2058": "Negotiator, The (1998)",
     "1225": "Amadeus (1984)", "2020": "Dangerous Liaisons (1988)", "1580": "Men in Black (1997)",
     "1729": "Jackie Brown (1997)", "1704": "Good Will Hunting (1997)", "2692": "Run Lola Run (Lola rennt) (1998)",

@@ -13,13 +13,13 @@ from recllm.grounding.parse import ParsedAnswer, parse_titles, strip_reasoning
 # (answer, expected titles) — shapes seen from SmolLM2, Llama-3, Qwen, GPT-4o style models.
 ANSWERS = {
     "numbered_bold_reasons": (
-        "Sure! Based on your viewing history, here are 5 movies you might enjoy:\n\n"
+        ("Sure! Based on your viewing history, here are 5 movies you might enjoy:\n\n"
         "1. **Heat** (1995) - A gripping crime thriller with Al Pacino and Robert De Niro.\n"
         "2. **The Usual Suspects** (1995): A twisty neo-noir with an unforgettable ending.\n"
         "3. **Se7en** (1995) – Dark, moody and brilliantly acted.\n"
         "4. **Fargo** (1996)\n"
         "5. **Star Wars: Episode IV - A New Hope** (1977): The original space opera.\n\n"
-        "I hope you enjoy these recommendations! Let me know if you'd like more.",
+        "I hope you enjoy these recommendations! Let me know if you'd like more."),
         ["Heat (1995)", "The Usual Suspects (1995)", "Se7en (1995)", "Fargo (1996)",
          "Star Wars: Episode IV - A New Hope (1977)"],
     ),
@@ -32,16 +32,16 @@ ANSWERS = {
         ["Toy Story", "Jumanji", "Heat (1995)", "The City of Lost Children"],
     ),
     "nested_reason_bullets": (
-        "1. Heat (1995)\n   - Why: a heist classic\n   - Similar to: Ronin\n"
-        "2. Fargo (1996)\n   - Why: dark comedy\n",
+        ("1. Heat (1995)\n   - Why: a heist classic\n   - Similar to: Ronin\n"
+        "2. Fargo (1996)\n   - Why: dark comedy\n"),
         ["Heat (1995)", "Fargo (1996)"],
     ),
     "smollm_title_dash_reason": (
-        "Based on your history, I recommend the following movies:\n\n"
+        ("Based on your history, I recommend the following movies:\n\n"
         "1. The Shawshank Redemption - This movie is a classic drama about hope.\n"
         "2. The Lion King, which is a beloved animated film.\n"
         "3. Forrest Gump: a heartwarming story of a simple man.\n"
-        "4. Pulp Fiction is a must-watch for crime fans.\n",
+        "4. Pulp Fiction is a must-watch for crime fans.\n"),
         ["The Shawshank Redemption", "The Lion King", "Forrest Gump", "Pulp Fiction"],
     ),
     "quoted_titles": (
@@ -53,8 +53,8 @@ ANSWERS = {
         ["Heat (1995)", "Fargo (1996)", "Braveheart"],
     ),
     "json_objects_with_year": (
-        '{"recommendations": [{"title": "Heat", "year": 1995, "reason": "heist"},'
-        ' {"title": "Fargo", "year": 1996}, {"name": "Toy Story"}]}',
+        ('{"recommendations": [{"title": "Heat", "year": 1995, "reason": "heist"},'
+        ' {"title": "Fargo", "year": 1996}, {"name": "Toy Story"}]}'),
         ["Heat (1995)", "Fargo (1996)", "Toy Story"],
     ),
     "json_rank_object": (
@@ -82,13 +82,13 @@ ANSWERS = {
         ["Heat", "Braveheart", "Jumanji"],
     ),
     "one_per_line_with_chatter": (
-        "Of course! Here are my picks:\n\nHeat (1995)\nFargo (1996)\nThe Godfather (1972)\n\n"
-        "Enjoy your movie night!",
+        ("Of course! Here are my picks:\n\nHeat (1995)\nFargo (1996)\nThe Godfather (1972)\n\n"
+        "Enjoy your movie night!"),
         ["Heat (1995)", "Fargo (1996)", "The Godfather (1972)"],
     ),
     "think_block_then_list": (
-        "<think>\nThe user likes crime films. 1. Maybe Casino? 2. Goodfellas?\n</think>\n\n"
-        "1. Heat\n2. Fargo",
+        ("<think>\nThe user likes crime films. 1. Maybe Casino? 2. Goodfellas?\n</think>\n\n"
+        "1. Heat\n2. Fargo"),
         ["Heat", "Fargo"],
     ),
     "close_tag_only": (
@@ -112,9 +112,9 @@ ANSWERS = {
         ["Heat (1995)", "Fargo (1996)", "Jumanji"],
     ),
     "subtitles_kept": (
-        "1. Mission: Impossible - Ghost Protocol (2011) - Ethan Hunt's team goes rogue.\n"
+        ("1. Mission: Impossible - Ghost Protocol (2011) - Ethan Hunt's team goes rogue.\n"
         "2. Crouching Tiger, Hidden Dragon\n3. The Good, the Bad and the Ugly (1966)\n"
-        "4. Heat (dir. Michael Mann, 1995)\n5. Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb",
+        "4. Heat (dir. Michael Mann, 1995)\n5. Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb"),
         ["Mission: Impossible - Ghost Protocol (2011)", "Crouching Tiger, Hidden Dragon",
          "The Good, the Bad and the Ugly (1966)", "Heat (1995)",
          "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb"],

@@ -224,7 +224,8 @@ def bench_synthetic(n_items: int, n_queries: int, n_baseline: int, seed: int, ty
     inc_f = [matcher.match_one(q) for q in inc_q]
     inc_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()
-    fz_f = [matcher.match_one(inc_q[j]) for j in fuzzy_idx]
+    for j in fuzzy_idx:  # timed again: the titles that need fuzzy matching
+        matcher.match_one(inc_q[j])
     out_f = [matcher.match_one(q) for q in out_q]
     fuzzy_wall, fuzzy_cpu = time.perf_counter() - t0, time.process_time() - c0
 

@@ -56,7 +56,9 @@ class EmbeddingMatcher:
                 raise RecllmError("EmbeddingMatcher needs titles or a base TitleMatcher")
             base = TitleMatcher(titles, **matcher_options)
         self.base, self.threshold, self.batch_size = base, threshold, batch_size
-        from sentence_transformers import SentenceTransformer  # heavy: only when asked for
+        from sentence_transformers import (
+            SentenceTransformer,  # heavy: only when asked for
+        )
 
         self.model = SentenceTransformer(str(model or default_model_path()), device=device)
         names, rows = [], []

@@ -2,20 +2,19 @@
 
     matcher = TitleMatcher({"3": "Usual Suspects, The (1995)", "4": "Heat (1995)", "9": "Heat (1986)"})
     matcher.match(["usual suspects", "Heat (1986)", "Heet (1995)", "Not A Movie"])
-    -> [Match("3", ..., 100.0, "exact"), Match("9", ...), Match("4", ..., 88.9, "fuzzy"), None]
+    -> [Match("3", ..., 100.0, "exact"), Match("9", ...), Match("4", ..., 75.0, "fuzzy"), None]
 
 Order of evidence: the normalized key (`recllm.data.titles.title_key`, shared with the data
 layer) of the display title and of every alternate title; then the part before a subtitle
 colon ("Star Wars" -> "Star Wars: Episode IV - A New Hope"); then rapidfuzz's normalized Indel
-similarity (`fuzz.ratio`) over the few hundred keys a trigram index proposes. The fuzzy cutoff
-is high on purpose: a title that is not in the catalog must come back None, not as a
-look-alike. Several items under one key (remakes, duplicate rows) are told apart by the year
+similarity (`fuzz.ratio`) over the hundred-odd keys the q-gram and word indexes propose
+(index.py), each accepted only if it differs from the title by typos (verify.py): a title
+that is not in the catalog must come back None, not as a look-alike. Several items under one key (remakes, duplicate rows) are told apart by the year
 the answer gave; without one, `tie_break` decides.
 """
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,16 +23,13 @@ from typing import Literal
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from recllm.data.titles import split_title, split_year, title_key
+from recllm.data.titles import split_title
 from recllm.errors import RecllmError
 from recllm.grounding.index import GramIndex, WordIndex, unique
+from recllm.grounding.keys import aliases, match_key, query_year
 from recllm.grounding.verify import strip_article_typo, typo_edits
 
 TieBreak = Literal["popular", "first", "latest", "earliest"]
-_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
-          "xi": "11", "xii": "12", "xiii": "13"}
-
-
 @dataclass(frozen=True)
 class Match:
     """A title grounded to a catalog item. `score` is 100 for key matches, else fuzz.ratio."""
@@ -42,40 +38,6 @@ class Match:
     title: str
     score: float
     method: str = "exact"  # exact | alias | fuzzy | embedding
-
-
-def match_key(text: str) -> str:
-    """`title_key` plus Roman sequel numbers as digits ("Rocky II" == "Rocky 2")."""
-    key = title_key(text)
-    if not key:  # a title of punctuation only ("!!!") still deserves a key
-        key = " ".join(split_year(text)[0].lower().split())
-    if "i" in key or "v" in key or "x" in key:
-        words = key.split()
-        if any(w in _ROMAN for w in words):
-            key = " ".join(_ROMAN.get(w, w) for w in words)
-    return key
-
-
-_EPISODE = re.compile(r"^(.*?):\s*(?:Episode|Part|Chapter|Volume|Vol\.?|Book)\s+[\w.]+\s*[-–—:]\s*(.+)$")
-
-
-def _aliases(display: str) -> tuple[str, ...]:
-    """Short names for a subtitled title, consulted only after every full key misses:
-    "Star Wars: Episode V - The Empire Strikes Back" -> "star wars", "empire strikes back",
-    "star wars empire strikes back"; "Dr. Strangelove or: How I ..." -> "dr strangelove"."""
-    if ":" not in display:
-        return ()
-    head = re.sub(r"\s+or$", "", display.split(":", 1)[0].strip())
-    names = [head]
-    episode = _EPISODE.match(display)
-    if episode:
-        names += [episode.group(2), f"{episode.group(1)} {episode.group(2)}"]
-    keys = [match_key(n) for n in names]
-    return tuple(k for i, k in enumerate(keys) if len(k) >= 4 and k not in keys[:i])
-
-
-def query_year(text: str) -> int | None:
-    return split_year(text)[1]
 
 
 class TitleMatcher:
@@ -155,7 +117,7 @@ class TitleMatcher:
                     own.append(kid)
                     self.key_items[kid].append(idx)
             self.item_keys.append(tuple(own))
-            own_aliases = _aliases(parts.display) if subtitle_aliases else ()
+            own_aliases = aliases(parts.display) if subtitle_aliases else ()
             for alias in own_aliases:
                 self._alias.setdefault(alias, []).append(idx)
             self.item_alias.append(own_aliases)

@@ -1,0 +1,44 @@
+"""Match keys: the shared `title_key`, sequel numbers, and short names of subtitled titles."""
+
+from __future__ import annotations
+
+import re
+
+from recllm.data.titles import split_year, title_key
+
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+          "xi": "11", "xii": "12", "xiii": "13"}
+
+
+def match_key(text: str) -> str:
+    """`title_key` plus Roman sequel numbers as digits ("Rocky II" == "Rocky 2")."""
+    key = title_key(text)
+    if not key:  # a title of punctuation only ("!!!") still deserves a key
+        key = " ".join(split_year(text)[0].lower().split())
+    if "i" in key or "v" in key or "x" in key:
+        words = key.split()
+        if any(w in _ROMAN for w in words):
+            key = " ".join(_ROMAN.get(w, w) for w in words)
+    return key
+
+
+_EPISODE = re.compile(r"^(.*?):\s*(?:Episode|Part|Chapter|Volume|Vol\.?|Book)\s+[\w.]+\s*[-–—:]\s*(.+)$")
+
+
+def aliases(display: str) -> tuple[str, ...]:
+    """Short names for a subtitled title, consulted only after every full key misses:
+    "Star Wars: Episode V - The Empire Strikes Back" -> "star wars", "empire strikes back",
+    "star wars empire strikes back"; "Dr. Strangelove or: How I ..." -> "dr strangelove"."""
+    if ":" not in display:
+        return ()
+    head = re.sub(r"\s+or$", "", display.split(":", 1)[0].strip())
+    names = [head]
+    episode = _EPISODE.match(display)
+    if episode:
+        names += [episode.group(2), f"{episode.group(1)} {episode.group(2)}"]
+    keys = [match_key(n) for n in names]
+    return tuple(k for i, k in enumerate(keys) if len(k) >= 4 and k not in keys[:i])
+
+
+def query_year(text: str) -> int | None:
+    return split_year(text)[1]
