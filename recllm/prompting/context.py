@@ -140,7 +140,8 @@ class PromptContext:
         """The variables with only the `keep` most recent history items."""
         keep = max(0, min(keep, len(self.history)))
         kept = self.history[len(self.history) - keep:]
-        kept = tuple(replace(item, position=i + 1) for i, item in enumerate(kept))
+        if keep < len(self.history):  # the full history already has positions 1..n
+            kept = tuple(replace(item, position=i + 1) for i, item in enumerate(kept))
         return {**self.values, "history": list(kept), "history_cut": len(self.history) - keep,
                 "candidates": list(self.candidates), "n_candidates": len(self.candidates)}
 
