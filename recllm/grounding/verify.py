@@ -7,9 +7,10 @@ makes another real word ("Fall King" / "Full King"). So a fuzzy candidate is acc
 
 - the words line up one to one, or by one misspelled leading/trailing article ("Teh Matrix"),
   or the spaces sit elsewhere ("Day'sB each") and the texts without spaces are a typo apart;
-- every differing word of the answer is not a word in its own right (see `_real_word`: used
-  in two titles or more, unless the catalog's word is ten times as common) and is within a typo of the catalog's word (optimal string alignment, a transposition is
-  one edit): one edit, two when both words have 8+ letters;
+- every differing word of the answer is not a word in its own right (see `_real_word`) and is
+  within a typo of the catalog's word (optimal string alignment, a transposition is one edit):
+  one edit, two when both words have 10+ letters and the first letter is right; a word of 1-3
+  letters only with a letter dropped or two swapped ("th", "teh");
 - at most one word differs, two in titles of three or more words or 12+ letters;
 - numbers agree exactly ("Toy Story 3" is not "Toy Story 4"), and no word differs only by a
   plural ending ("Aliens" is not "Alien").
@@ -25,11 +26,16 @@ _REAL_WORDS = frozenset("she thy tie toe tee then they them thee he ha as at in 
                         "am and any ant ten tho ah oh eh hen".split())
 
 
-_SMALL_WORDS = frozenset("the of and to in on for with from my your at by or".split())
-
-
 def word_allowance(length: int) -> int:
-    return 1 if length < 8 else 2
+    return 1 if length < 10 else 2
+
+
+def _short_word_typo(a: str, b: str) -> bool:
+    """A word of 1-3 letters mistyped: a letter dropped ("th", "nd", "o") or two swapped
+    ("teh", "fo"). Anything else ("Go" for "To", "Or" for "For") is another word."""
+    if len(a) == len(b) - 1:
+        return any(b[:i] + b[i + 1:] == a for i in range(len(b)))
+    return len(a) == len(b) and sorted(a) == sorted(b) and OSA.distance(a, b, score_cutoff=2) == 1
 
 
 def typo_edits(query: str, candidate: str, vocab: Mapping[str, int]) -> int | None:
@@ -80,8 +86,14 @@ def _words_close(q: list[str], c: list[str], vocab: Mapping[str, int]) -> int | 
         if _real_word(a, b, vocab):
             return None  # another real word, not a typo of this one
         differing += 1
-        # A short word grows into another word more often than a typo lengthens it ("To"/"Tom").
-        allowed = 0 if len(b) <= 3 and len(a) > len(b) else word_allowance(min(len(a), len(b)))
+        if len(b) <= 3:
+            if not _short_word_typo(a, b):
+                return None
+            total += 1
+            continue
+        allowed = word_allowance(min(len(a), len(b)))
+        if allowed == 2 and a[0] != b[0]:
+            allowed = 1  # two edits only behind a right first letter ("Coothpork" is no "Toothpurk")
         d = OSA.distance(a, b, score_cutoff=allowed + 1)
         if d > allowed:
             return None
@@ -105,14 +117,15 @@ def strip_article_typo(key: str, vocab: Mapping[str, int]) -> str | None:
 
 def _real_word(a: str, b: str, vocab: Mapping[str, int]) -> bool:
     """Is `a` a word in its own right rather than a typo of `b`? Yes when the catalog uses it in
-    two titles or more, unless `b` is ten times as common (a noisy-channel judgement: "Witych"
-    as a rare name loses to "Witch") or `b` is a small word typed wrong ("he" for "the")."""
+    two titles or more, unless it is a long word and `b` is thirty times as common (a
+    noisy-channel judgement: "Witych", a rare name, may be "Witch" mistyped; "Might" is not
+    "Night"), or a short word with a letter dropped or swapped ("th", "teh" for "the")."""
     uses = vocab.get(a, 0)
     if uses < 2:
         return False
-    if b in _SMALL_WORDS and OSA.distance(a, b, score_cutoff=2) <= 1:
-        return False
-    return uses * 10 > vocab.get(b, 0) or min(len(a), len(b)) < 4  # "Tom" is not a typo of "To"
+    if len(b) <= 3:
+        return not _short_word_typo(a, b) or len(a) == len(b)
+    return len(a) < 6 or uses * 30 > vocab.get(b, 0)
 
 
 def _article_typo(word: str, vocab: Mapping[str, int], trailing: bool = False) -> bool:
