@@ -82,7 +82,7 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
     events = rundir.JsonlAppender(run_dir / rundir.EVENTS)
     if llm is not None:
         events.write([{"model": llm.identity()}])
-    t_loop = time.perf_counter()
+    t_loop, c_loop = time.perf_counter(), _cpu_seconds()
     pipe = Pipeline(cfg, plan, order, llm, pending, workers=cfg.workers)
     try:
         bar = tqdm(total=len(pending), desc="users", unit="user", disable=not cfg.progress,
@@ -107,7 +107,7 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
         events.close()
         if llm is not None:
             llm.close()
-    t_end = time.perf_counter()
+    t_end, c_end = time.perf_counter(), _cpu_seconds()  # workers are joined: their CPU counts
     samples = rundir.read_jsonl(samples_path)
     if len(samples) < len(plan.cases):
         log(f"stopped after {len(samples)}/{len(plan.cases)} users (limit); "
@@ -115,6 +115,7 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
         return None
     timings = {"plan_seconds": round(t_plan - t_start, 3),
                "loop_seconds_this_session": round(t_end - t_loop, 3),
+               "loop_cpu_seconds_this_session": round(c_end - c_loop, 3),
                "users_this_session": len(pending),
                "render_seconds": round(stats.seconds_render, 3),
                "generate_seconds": round(stats.seconds_generate, 3),
@@ -151,6 +152,14 @@ def build_results(cfg: EvalConfig, plan: Plan | None, samples: list[dict[str, An
         "environment": rundir.environment(),
     }
     return results
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and its finished children (worker processes)."""
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _rewrite(path: Path, records: list[dict[str, Any]]) -> None:
