@@ -59,6 +59,13 @@ class LLMRecommender:
                 f"template {self.template.name!r} is a {mode!r} template but protocol "
                 f"{cfg.protocol!r} needs a {wants!r} one", where="template",
                 hint="use e.g. 'generate' for full, 'rank-sequential' for candidates/retrieved")
+        from recllm.models import MODELS
+        spec = MODELS.get(str(cfg.model))
+        if spec is not None and not spec.instruct and self.template.header.chat:
+            raise RecllmError(
+                f"{cfg.model!r} is a base model (no chat template) but template "
+                f"{self.template.name!r} writes chat messages", where="template",
+                hint="use a completion-style template, e.g. --template completion")
         self.backend = backend if backend is not None else make_backend(cfg)
         self.params = SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
                                      top_p=cfg.top_p, seed=cfg.seed if cfg.temperature > 0 else None)
@@ -174,7 +181,8 @@ class LLMRecommender:
                 continue
             g = self.grounder.ground(result.text, k=self._k(showings[a]), history=case.history,
                                      candidates=showings[a] or None,
-                                     exclude_history=self.cfg.exclude_history)
+                                     # candidates are ranked as shown (as the baselines do)
+                                     exclude_history=self.cfg.exclude_history and not showings[a])
             rankings.append(g.ranked)
             if a == 0:
                 validity, parsed, matched = g.validity, g.parsed, g.matched
