@@ -113,3 +113,11 @@ def test_sweep_and_resolution():
     assert cand.template == "rank-sequential" and cand.ks == [1, 5, 10, 20]
     assert full.hash() != points[1][1].resolved().hash()
     assert full.hash() == full.model_copy(update={"batch_size": 64, "workers": 2}).hash()
+
+
+def test_secrets_never_reach_config_files_or_the_hash():
+    a = EvalConfig(backend="openai", backend_options={"api_key": "sk-123", "api_key_env": "X"})
+    b = a.model_copy(update={"backend_options": {"api_key": "sk-456", "api_key_env": "X"}})
+    assert "sk-123" not in a.to_yaml() and a.public()["backend_options"]["api_key"] == "***"
+    assert a.public()["backend_options"]["api_key_env"] == "X"
+    assert a.hash() == b.hash()

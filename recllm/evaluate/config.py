@@ -140,9 +140,16 @@ class EvalConfig(StrictOptions):
             update["ks"] = ks
         return self.model_copy(update=update) if update else self
 
-    def hashed(self) -> dict[str, Any]:
+    def public(self) -> dict[str, Any]:
+        """The config as written to config.yaml / results.json: secrets in backend options
+        (api_key, token, password ...) replaced by '***' — they never change results."""
         data = self.model_dump(mode="json")
-        return {k: v for k, v in data.items() if k not in UNHASHED}
+        data["backend_options"] = {k: ("***" if _secret(k) and v else v)
+                                   for k, v in data["backend_options"].items()}
+        return data
+
+    def hashed(self) -> dict[str, Any]:
+        return {k: v for k, v in self.public().items() if k not in UNHASHED}
 
     def hash(self) -> str:
         """sha256 over the keys that change results (not output, limit, batch size, cache)."""
@@ -150,7 +157,13 @@ class EvalConfig(StrictOptions):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        return yaml.safe_dump(self.public(), sort_keys=False, allow_unicode=True)
+
+
+def _secret(key: str) -> bool:
+    key = key.lower()
+    return any(word in key for word in ("key", "token", "secret", "password")) and \
+        not key.endswith("_env")
 
 
 def _slug(value: Any) -> str:

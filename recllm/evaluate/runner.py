@@ -140,7 +140,7 @@ def build_results(cfg: EvalConfig, plan: Plan | None, samples: list[dict[str, An
         "users": {"evaluated": metrics["users"], "requested": cfg.users,
                   "skipped": plan.skipped if plan else {}, "split": plan.split if plan else {}},
         "config_hash": cfg.hash(),
-        "config": cfg.model_dump(mode="json"),
+        "config": cfg.public(),
         "model": model,
         **{k: v for k, v in metrics.items() if k != "users"},
         "timings": {**timings,
