@@ -121,3 +121,15 @@ def test_secrets_never_reach_config_files_or_the_hash():
     assert "sk-123" not in a.to_yaml() and a.public()["backend_options"]["api_key"] == "***"
     assert a.public()["backend_options"]["api_key_env"] == "X"
     assert a.hash() == b.hash()
+
+
+def test_grounder_matches_within_candidates_and_counts_outsiders(tiny_dataset):
+    from recllm.evaluate.grounder import Grounder
+
+    g = Grounder(tiny_dataset.catalog, popularity={"4": 10.0, "9": 1.0})
+    # "Heat" alone means the popular 1995 film, but only the 1986 one is a candidate
+    out = g.ground("1. Heat\n2. Fargo\n3. Toy Story\n4. Nonexistent Film", k=3, history=(),
+                   candidates=["9", "8", "2"])
+    assert out.ranked == ["9", "8"]
+    assert out.validity["out_of_candidates"] == 1 and out.validity["out_of_catalog"] == 1
+    assert g.ground("Heat", k=1, history=()).ranked == ["4"]

@@ -31,6 +31,7 @@ class Grounder:
         if popularity is not None:  # training counts, never test targets
             opts.setdefault("popularity", popularity)
         self.matcher = TitleMatcher.from_catalog(catalog, **opts)
+        self._scoped = _CatalogFirst(self.matcher)
 
     @staticmethod
     def empty_validity(*, error: bool, k: int) -> dict[str, int]:
@@ -49,7 +50,7 @@ class Grounder:
         from recllm.grounding import ground, parse_titles
 
         answer = parse_titles(text)
-        g = ground(answer, self.matcher, k=k, history=history, candidates=candidates,
+        g = ground(answer, self._scoped, k=k, history=history, candidates=candidates,
                    drop_history=exclude_history)
         validity = {
             "asked": k,
@@ -65,3 +66,32 @@ class Grounder:
         }
         matched = [m.item_id if m is not None else None for m in g.matches]
         return Grounded(list(g.item_ids), list(g.titles), matched, validity)
+
+
+class _CatalogFirst:
+    """The matcher as `ground` sees it: restricting to candidates returns a scope that tries
+    the catalog matcher first (its per-title cache makes repeated titles free) and builds the
+    restricted matcher only for titles that land outside the candidates."""
+
+    def __init__(self, matcher):
+        self.matcher = matcher
+
+    def match_one(self, title: str, *, fuzzy: bool = True):
+        return self.matcher.match_one(title, fuzzy=fuzzy)
+
+    def restrict(self, item_ids) -> "_CandidateScope":
+        return _CandidateScope(self.matcher, list(item_ids))
+
+
+class _CandidateScope:
+    def __init__(self, matcher, candidates: list[str]):
+        self.matcher, self.candidates, self.allowed = matcher, candidates, set(candidates)
+        self._within = None
+
+    def match_one(self, title: str, *, fuzzy: bool = True):
+        found = self.matcher.match_one(title, fuzzy=fuzzy)
+        if found is not None and found.item_id in self.allowed:
+            return found
+        if self._within is None:  # e.g. a remake: same title, the candidate is the other year
+            self._within = self.matcher.restrict(self.candidates)
+        return self._within.match_one(title, fuzzy=fuzzy)
