@@ -22,7 +22,7 @@ ML = {
     "750": "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1963)",
     "356": "Forrest Gump (1994)", "2571": "Matrix, The (1999)", "1617": "L.A. Confidential (1997)",
     "1199": "Brazil (1985)", "2959": "Fight Club (1999)", "1089": "Reservoir Dogs (1992)",
-    "3578": "Gladiator (2000)", "1387": "Jaws (1975)", "1389": "Jaws 3-D (1983)",
+    "3578": "Gladiator (2000)", "1387": "Jaws (1975)", "3000": "Cup, The (Phörpa) (1999)", "1389": "Jaws 3-D (1983)",
     "2947": "Goldfinger (1964)", "1200": "Aliens (1986)", "1214": "Alien (1979)",
     "1320": "Alien³ (1992)", "1690": "Alien: Resurrection (1997)", "2161": "NeverEnding Story, The (1984)",
     "1234": "Sting, The (1973)", "1284": "Big Sleep, The (1946)", "1206": "Clockwork Orange, A (1971)",
@@ -86,7 +86,7 @@ def test_typos_are_fixed_by_fuzzy_matching(ml, query, item):
     "Inception", "The Dark Knight", "Toy Story 3", "Toy Story 4 (2019)", "Godfather: Part IV",
     "Heat 2", "Alien: Covenant", "Jaws 2", "Gladiator II", "Fight Club 2", "Amelie",
     "The Big Lebowski", "Goodfellas", "Dogma 2", "Men in White", "Brazil: The Sequel",
-    "The Sting II", "The Negotiators", "The Producer (2005)", "Sound of Silence",
+    "The Sting II", "The Negotiators", "The Producer (2005)", "Sound of Silence", "Up", "Jaw",
 ])
 def test_titles_not_in_the_catalog_are_rejected_not_snapped(ml, query):
     assert ml.match([query]) == [None]
@@ -196,3 +196,15 @@ def test_blocking_finds_typos_in_a_large_catalog():
     m = TitleMatcher(titles)
     assert m.match(["Kalimero Sunset Boulevrad"])[0].item_id == "target"
     assert m.match(["Kalimero Sunrise Boulevard"]) == [None]
+
+
+def test_from_catalog_reads_an_alternates_column(tiny_dataset):
+    import numpy as np
+
+    table = tiny_dataset.catalog.table.copy()
+    table["alternates"] = [np.array(["Die Üblichen Verdächtigen", "Suspects"]) if i == "3" else None
+                           for i in table.index]
+    from recllm.data.schema import Catalog
+
+    m = TitleMatcher.from_catalog(Catalog(table))
+    assert m.match(["Die üblichen Verdächtigen"])[0].item_id == "3"

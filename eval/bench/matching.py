@@ -142,6 +142,40 @@ def bench_ml1m(rng: random.Random, n_queries: int) -> dict:
             "false_match_not_in_catalog": round(sum(f is not None for f in out) / max(1, len(out)), 4)}
 
 
+ANSWER_SHAPES = [
+    lambda ts: "Sure! Here are some movies you might enjoy:\n\n" + "\n".join(
+        f"{i}. **{t}** - a great pick if you liked the others." for i, t in enumerate(ts, 1)) + "\n\nEnjoy!",
+    lambda ts: "\n".join(f"{i}) {t}" for i, t in enumerate(ts, 1)),
+    lambda ts: "```json\n" + json.dumps([{"title": t, "reason": "similar"} for t in ts]) + "\n```",
+    lambda ts: "<think>The user likes these genres.</think>\n" + "\n".join(f"- {t}" for t in ts),
+    lambda ts: "I'd recommend " + ", ".join(ts[:-1]) + ", and " + ts[-1] + ".",
+]
+
+
+def bench_ground(rng: random.Random, n_answers: int) -> dict:
+    """parse + match + report per answer, as the evaluation loop calls it (10 titles each)."""
+    from recllm.grounding import ground
+
+    catalog = load_dataset("ml-1m").catalog
+    table = catalog.table
+    ids = list(table.index)
+    answers = []
+    for _ in range(n_answers):
+        picks = rng.sample(ids, 10)
+        ts = [perturb(table.loc[i, "title"], None, rng, typo_rate=0.05) for i in picks]
+        if rng.random() < 0.3:
+            ts[rng.randrange(10)] = rng.choice(NOT_IN_ML1M)
+        answers.append(rng.choice(ANSWER_SHAPES)(ts))
+    out = {}
+    for label, cache in (("cold", 0), ("cached", 100_000)):
+        matcher = TitleMatcher.from_catalog(catalog, cache_size=cache)
+        t0 = time.perf_counter()
+        got = [ground(a, matcher, k=10) for a in answers]
+        out[f"answers_per_s_{label}"] = round(n_answers / (time.perf_counter() - t0))
+    out["mean_items_per_answer"] = round(sum(len(g.item_ids) for g in got) / n_answers, 2)
+    return out
+
+
 # ------------------------------------------------------------------------------------ synthetic
 
 
@@ -313,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_ml1m:
         results["ml-1m"] = bench_ml1m(random.Random(args.seed), args.ml1m_queries)
         print(json.dumps({"ml-1m": results["ml-1m"]}), flush=True)
+        results["ground"] = bench_ground(random.Random(args.seed), 5_000)
+        print(json.dumps({"ml-1m ground (parse+match+report per answer)": results["ground"]}), flush=True)
     if not args.skip_synthetic:
         results["synthetic"] = bench_synthetic(args.items, args.queries, args.baseline, args.seed, args.typo_rate,
                                                args.typos_anywhere)

@@ -55,6 +55,7 @@ class TitleMatcher:
         two are equally close to it): "popular" (falls back to "first" without popularity),
         "first" (catalog order), "latest" or "earliest" (by year).
     subtitle_aliases: also answer to the part before a subtitle colon ("Star Wars").
+    min_fuzzy_length: titles whose key is shorter are matched exactly or not at all.
     """
 
     def __init__(
@@ -70,6 +71,7 @@ class TitleMatcher:
         subtitle_aliases: bool = True,
         max_candidates: int = 128,
         gram_size: int = 3,
+        min_fuzzy_length: int = 4,
         posting_budget: int = 20_000,
         cache_size: int = 100_000,
     ):
@@ -81,7 +83,7 @@ class TitleMatcher:
                               hint="use one of: popular, first, latest, earliest")
         if not 0 <= cutoff <= 100:
             raise RecllmError(f"cutoff must be within 0..100, got {cutoff}")
-        self.cutoff, self.tie_break = float(cutoff), tie_break
+        self.cutoff, self.tie_break, self.min_fuzzy_length = float(cutoff), tie_break, min_fuzzy_length
         self.year_window = 10**6 if year_window is None else year_window
         self.max_candidates, self.posting_budget, self.cache_size = max_candidates, posting_budget, cache_size
         self.ids: list[str] = []
@@ -140,9 +142,10 @@ class TitleMatcher:
             options["years"] = {str(i): (None if y is None or y != y else int(y))
                                 for i, y in zip(table.index, table["year"].astype("float64"))}
         if "alternates" in table.columns and "alternates" not in options:
-            options["alternates"] = {str(i): [a for a in (alts or ()) if isinstance(a, str)]
-                                     for i, alts in zip(table.index, table["alternates"])
-                                     if isinstance(alts, (list, tuple)) or hasattr(alts, "tolist")}
+            options["alternates"] = {  # lists, or numpy arrays when read back from Arrow
+                str(i): [a for a in list(alts) if isinstance(a, str)]
+                for i, alts in zip(table.index, table["alternates"])
+                if isinstance(alts, (list, tuple)) or hasattr(alts, "tolist")}
         matcher = cls(titles, **options)
         matcher.titles = [str(t) for t in table["title"]]  # Match.title: the display title
         return matcher
@@ -191,6 +194,8 @@ class TitleMatcher:
         those gave nothing) from keys sharing a rare intact word. Two different keys equally
         close make the title ambiguous: None.
         """
+        if len(key) < self.min_fuzzy_length:
+            return None  # "Heap" vs "Heat", "Up" vs "Cup": a typo or another word? Can't tell.
         variants = [key]
         trimmed = strip_article_typo(key, self.vocab)
         if trimmed:

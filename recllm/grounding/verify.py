@@ -117,14 +117,12 @@ def strip_article_typo(key: str, vocab: Mapping[str, int]) -> str | None:
 
 def _real_word(a: str, b: str, vocab: Mapping[str, int]) -> bool:
     """Is `a` a word in its own right rather than a typo of `b`? Yes when the catalog uses it in
-    two titles or more, unless it is a long word and `b` is thirty times as common (a
-    noisy-channel judgement: "Witych", a rare name, may be "Witch" mistyped; "Might" is not
-    "Night"), or a short word with a letter dropped or swapped ("th", "teh" for "the")."""
+    two titles or more ("Up" is not "Cup" mistyped), unless it is a long word and `b` is thirty
+    times as common (a noisy-channel judgement: "Witych", a rare name, may be "Witch" mistyped;
+    "Might" is not "Night")."""
     uses = vocab.get(a, 0)
     if uses < 2:
         return False
-    if len(b) <= 3:
-        return not _short_word_typo(a, b) or len(a) == len(b)
     return len(a) < 6 or uses * 30 > vocab.get(b, 0)
 
 
