@@ -98,6 +98,8 @@ def rows(runs: Sequence[Run], ks: Sequence[int] = (10,)) -> list[dict[str, Any]]
             val = sysres.get("validity") or {}
             row["parse_fail"] = (val.get("parse_failure_rate") or {}).get("mean")
             row["out_of_catalog"] = (val.get("out_of_catalog_rate") or {}).get("mean")
+            row["history_rep"] = (val.get("history_repeat_rate") or {}).get("mean")
+            row["shortfall"] = (val.get("shortfall_rate") or {}).get("mean")
             row["errors"] = len(sysres.get("failures", [])) if llm else None
             row["coverage"] = next((v for k, v in sysres.get("beyond_accuracy", {}).items()
                                     if k.startswith("coverage@")), None)
