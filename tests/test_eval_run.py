@@ -165,3 +165,33 @@ def test_sweep_expands_into_subruns(tmp_path, tiny_dataset):
 def test_baselines_only(tmp_path, tiny_dataset):
     [run] = run_eval(config(tmp_path, model=None), dataset=tiny_dataset, log=lambda m: None)
     assert list(systems(run)) == ["random", "popularity", "itemknn"]
+
+
+def test_bootstrap_reasks_with_reshuffled_candidates(tmp_path, tiny_dataset):
+    [run] = run_eval(config(tmp_path, protocol="candidates", negatives=3, bootstrap=2),
+                     dataset=tiny_dataset, log=lambda m: None)
+    res = json.loads((run / "results.json").read_text())
+    assert res["protocol"]["bootstrap"] == 2 and res["protocol"]["bootstrap_merge"] == "mrr"
+    for s in read_jsonl(run / "samples.jsonl"):
+        rec = s["systems"]["scripted-test"]
+        if rec["error"]:
+            continue
+        asks = rec["asks"]
+        assert len(asks) == 3 and len(rec["raw"]) == 3
+        assert asks[0]["candidates"] == s["candidates"]
+        assert all(sorted(a["candidates"]) == sorted(s["candidates"]) for a in asks)
+        assert set(rec["ranked"]) == {i for a in asks for i in a["ranked"]}
+
+
+def test_retrieved_protocol(tmp_path, tiny_dataset):
+    [run] = run_eval(config(tmp_path, protocol="retrieved", negatives=2, retriever="popularity"),
+                     dataset=tiny_dataset, log=lambda m: None)
+    res = json.loads((run / "results.json").read_text())
+    assert res["protocol"]["retriever"] == "popularity" and res["protocol"]["candidates"] == 3
+    samples = read_jsonl(run / "samples.jsonl")
+    for s in samples:
+        assert len(s["candidates"]) == 3 and not set(s["candidates"]) & set(s["history"])
+        pos = s["target_position"]
+        assert (pos is None) == (s["target"] not in s["candidates"])
+    assert "missing" in json.dumps(res["position_bias"]) or all(
+        s["target_position"] is not None for s in samples)
