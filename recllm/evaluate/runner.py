@@ -29,16 +29,31 @@ def default_output(cfg: EvalConfig) -> Path:
 def run_eval(cfg: EvalConfig, *, resume: bool = False, log: Log = print, backend=None,
              dataset=None) -> list[Path]:
     """Run every point of the config's sweep; each lands in its own sub-folder."""
+    import json
+
     out = Path(cfg.output) if cfg.output else default_output(cfg)
     points = cfg.sweep()
     dirs = []
-    for i, (name, point) in enumerate(points):
-        run_dir = out / name if name else out
-        if len(points) > 1:
-            log(f"[{i + 1}/{len(points)}] {name}")
-        run_one(point.resolved(), run_dir, resume=resume, log=log, backend=backend,
-                dataset=dataset)
-        dirs.append(run_dir)
+    engines: dict[str, Any] = {}  # one engine per model across sweep points: load it once
+    try:
+        for i, (name, point) in enumerate(points):
+            run_dir = out / name if name else out
+            if len(points) > 1:
+                log(f"[{i + 1}/{len(points)}] {name}")
+            point = point.resolved()
+            engine = backend
+            if engine is None and point.model is not None and len(points) > 1:
+                key = json.dumps([point.model, point.backend, point.backend_options, point.cache],
+                                 sort_keys=True, default=str)
+                if key not in engines:
+                    from recllm.evaluate.llm import make_backend
+                    engines[key] = make_backend(point)
+                engine = engines[key]
+            run_one(point, run_dir, resume=resume, log=log, backend=engine, dataset=dataset)
+            dirs.append(run_dir)
+    finally:
+        for engine in engines.values():
+            engine.close()
     return dirs
 
 
@@ -105,7 +120,7 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
         pipe.close()
         writer.close()
         events.close()
-        if llm is not None:
+        if llm is not None and backend is None:  # an engine passed in belongs to the caller
             llm.close()
     t_end, c_end = time.perf_counter(), _cpu_seconds()  # workers are joined: their CPU counts
     samples = rundir.read_jsonl(samples_path)
