@@ -38,7 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ks", help="cutoffs for metrics, e.g. 1,5,10,20")
     p.add_argument("--negatives", help="negatives per positive (comma list sweeps)")
     p.add_argument("--max-history", help="history items shown ('none' = all)")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="requests per backend call")
+    p.add_argument("--workers", type=int, help="processes for render/parse/match/score")
     p.add_argument("--output", "-o", help="run directory (default runs/NAME)")
     p.add_argument("--resume", action="store_true", help="finish an interrupted run")
     p.add_argument("--retry-failed", action="store_true", help="with --resume: redo failed users")
@@ -57,7 +58,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     from recllm.errors import RecllmError
 
     out: dict[str, Any] = {}
-    for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "output"):
+    for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "workers", "output"):
         value = getattr(args, key, None)
         if value is not None:
             out[key] = value
