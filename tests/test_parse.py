@@ -119,6 +119,18 @@ ANSWERS = {
          "The Good, the Bad and the Ugly (1966)", "Heat (1995)",
          "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb"],
     ),
+    "smollm_one_line_numbers": (
+        "Here are some movies: 1. The Matrix (1999) 2. Inception (2010) 3) Heat (1995)",
+        ["The Matrix (1999)", "Inception (2010)", "Heat (1995)"],
+    ),
+    "labelled_numbers": (
+        "Recommendation #1 - Heat\nRecommendation #2 - Fargo\nMovie 3: Jumanji",
+        ["Heat", "Fargo", "Jumanji"],
+    ),
+    "role_prefix_and_numeric_titles": (
+        "Assistant: 1. 2001: A Space Odyssey\n2. 12 Angry Men\n3. 8 1/2",
+        ["2001: A Space Odyssey", "12 Angry Men", "8 1/2"],
+    ),
     "markdown_links": (
         "1. [Heat](https://www.imdb.com/title/tt0113277/) (1995)\n2. [Fargo](https://x.y/fargo)",
         ["Heat (1995)", "Fargo"],

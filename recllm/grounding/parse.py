@@ -25,9 +25,14 @@ _REASONING_TAGS = ("think", "thinking", "reasoning", "reflection")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufffd]")
 # "1. ", "1) ", "(1) ", "#1 ", "1: ", "- ", "* ", "• " after optional markdown heading/bold.
 _LIST_ITEM = re.compile(
-    r"^(\s*)(?:#{1,6}\s+)?(?:\*\*|__)?"
-    r"(?:\(?#?(\d{1,3})\s*[.):\]]|#(\d{1,3})\b|([-*•+·▪►‣◦]))(?:\*\*|__)?\s+(\S.*)$"
+    r"^(?P<indent>\s*)(?:#{1,6}\s+)?(?:\*\*|__)?(?:(?:assistant|answer)\s*:\s*)?"
+    r"(?:(?:(?:recommendation|pick|choice|option|movie|film|book|title|item|no\.?|number)\s*)?"
+    r"\(?#?\d{1,3}\s*[.):\]]|(?:recommendation|pick|choice|option)\s*#?\d{1,3}\s*[-–—]"
+    r"|#\d{1,3}\b|(?P<bullet>[-*•+·▪►‣◦]))(?:\*\*|__)?\s+(?P<body>\S.*)$",
+    re.I,
 )
+# "1. Heat 2. Fargo 3. Jumanji" on one line: markers preceded by a space, numbered 1, 2, 3 ...
+_INLINE_NUMBER = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+(?=\S)")
 _FENCE = re.compile(r"```[ \t]*([\w-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
 _TABLE_SEP = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
 _TITLE_FIELDS = ("title", "name", "movie", "film", "book", "item", "product", "song", "album",
@@ -222,15 +227,27 @@ def _list_items(text: str) -> list[Item] | None:
     """Numbered items at the outermost level (sub-bullets are reasons), else outermost bullets."""
     found = []
     for line in text.splitlines()[:MAX_LINES]:
-        m = _LIST_ITEM.match(line)
-        if m:
-            found.append((len(m.group(1).expandtabs(4)), m.group(4) is None, m.group(5)))
+        for part in _split_inline_numbers(line):
+            m = _LIST_ITEM.match(part)
+            if m:
+                found.append((len(m.group("indent").expandtabs(4)), m.group("bullet") is None, m.group("body")))
     if not found:
         return None
     numbered = any(n for _, n, _ in found)
     level = min(indent for indent, n, _ in found if n == numbered)
     items = [clean_item(body) for indent, n, body in found if n == numbered and indent == level]
     return [it for it in items if it] or None
+
+
+def _split_inline_numbers(line: str) -> list[str]:
+    """A line holding a whole numbered list, split into its items (text before "1." dropped)."""
+    if len(line) > 2_000 or line.count(". ") + line.count(") ") < 2:
+        return [line]
+    marks = [m for m in _INLINE_NUMBER.finditer(line)]
+    numbers = [int(m.group(1)) for m in marks]
+    if len(marks) < 2 or numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        return [line]
+    return [line[a.start(): b.start()].strip() for a, b in zip(marks, marks[1:])] + [line[marks[-1].start():]]
 
 
 def _table_items(text: str) -> list[Item] | None:
