@@ -210,8 +210,9 @@ class TitleMatcher:
         if found is not None or self.words is None:
             return found
         more = np.concatenate([self.words.candidates(v, limit=self.max_candidates) for v in variants])
-        more = unique(more)
-        return self._pick(variants, more[~np.isin(more, cand)], key, year)
+        tried = set(cand.tolist())
+        more = np.asarray([k for k in unique(more).tolist() if k not in tried], dtype=np.int64)
+        return self._pick(variants, more, key, year)
 
     def _pick(self, variants: list[str], cand: np.ndarray, key: str, year: int | None) -> Match | None:
         if len(cand) == 0:
