@@ -103,3 +103,13 @@ def test_markdown_table_shows_partial_runs(files, capsys):
     capsys.readouterr()
     [r] = load_runs([run])
     assert r.partial and "(partial)" in markdown_table([r])
+
+
+def test_users_from_a_file(files, capsys):
+    tmp, cfg = files
+    ids = tmp / "users.txt"
+    ids.write_text("u3\nu1\n")
+    assert main(["eval", "--config", str(cfg), "-o", str(tmp / "f"), "--users", str(ids)]) == 0
+    capsys.readouterr()
+    [r] = load_runs([tmp / "f"])
+    assert r.results["users"]["evaluated"] == 2
