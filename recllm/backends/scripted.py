@@ -88,6 +88,9 @@ def load_answers(path: Path) -> dict[str, list[str]]:
                 raise RecllmError("each line must be a JSON object", where=where)
             key = next((row[f] for f in KEY_FIELDS if f in row), None)
             text = next((row[f] for f in TEXT_FIELDS if f in row), None)
+            if text is None and isinstance(row.get("systems"), dict):  # a `recllm eval` sample
+                text = next((s.get("raw") for s in row["systems"].values()
+                             if isinstance(s, dict) and s.get("kind") == "llm"), None)
             if key is None or text is None:
                 raise RecllmError(f"a line needs one of {KEY_FIELDS} and one of {TEXT_FIELDS}", where=where)
             texts = text if isinstance(text, list) else [text]
