@@ -195,3 +195,13 @@ def test_retrieved_protocol(tmp_path, tiny_dataset):
         assert (pos is None) == (s["target"] not in s["candidates"])
     assert "missing" in json.dumps(res["position_bias"]) or all(
         s["target_position"] is not None for s in samples)
+
+
+def test_rescore_a_previous_run_from_its_samples(tmp_path, tiny_dataset):
+    """The scripted backend reads a run's own samples.jsonl: re-scoring needs no model."""
+    [a] = run_eval(config(tmp_path, output=str(tmp_path / "a")), dataset=tiny_dataset,
+                   log=lambda m: None)
+    [b] = run_eval(config(tmp_path, output=str(tmp_path / "b"),
+                          backend_options={"path": str(a / "samples.jsonl")}),
+                   dataset=tiny_dataset, log=lambda m: None)
+    assert systems(a) == systems(b)
