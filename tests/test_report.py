@@ -49,12 +49,14 @@ def test_cli_eval_sweep_report_compare_plots(files, capsys):
     tmp, cfg = files
     out = tmp / "runs"
     assert main(["eval", "--config", str(cfg), "--protocol", "full,candidates",
-                 "--output", str(out), "--seed", "3"]) == 0
+                 "--max-history", "1,none", "--output", str(out), "--seed", "3"]) == 0
     table = capsys.readouterr().out
     assert "| run | protocol | system |" in table and "scripted-answers" in table
     assert "popularity" in table and "itemknn" in table
     runs = load_runs([out])
-    assert [r.label for r in runs] == ["protocol=candidates", "protocol=full"]
+    assert [r.label for r in runs] == [
+        "protocol=candidates,max_history=1", "protocol=candidates,max_history=none",
+        "protocol=full,max_history=1", "protocol=full,max_history=none"]
     assert all(r.results["config"]["seed"] == 3 for r in runs)
 
     assert main(["report", str(out), "--json"]) == 0
@@ -66,8 +68,10 @@ def test_cli_eval_sweep_report_compare_plots(files, capsys):
     capsys.readouterr()
     assert (plots / "metric_by_run.png").stat().st_size > 1000
     assert (plots / "position_bias.png").exists() and (plots / "validity.png").exists()
+    assert (plots / "metric_by_history.png").exists()
+    assert not (plots / "metric_by_template.png").exists()   # one template per protocol
 
-    full = out / "protocol=full"
+    full = out / "protocol=full,max_history=none"
     assert main(["report", "--recompute", str(full)]) == 0
     assert "matches" in capsys.readouterr().out
 

@@ -62,7 +62,11 @@ def write_plots(runs, out_dir: str | Path, k: int = 10) -> list[Path]:
         groups: dict[str, list[tuple[Any, str, dict]]] = {}
         for r, n, s in llm:
             groups.setdefault(str(r.config.get(key)), []).append((r, n, s))
-        if len(groups) > 1:
+        per_proto: dict[str, set[str]] = {}
+        for r, _, _ in llm:
+            per_proto.setdefault(str(r.results.get("protocol", {}).get("name")), set()).add(
+                str(r.config.get(key)))
+        if any(len(v) > 1 for v in per_proto.values()):  # something varied within a protocol
             fig, ax = plt.subplots(figsize=(7, 4))
             for proto in sorted({str(r.results.get("protocol", {}).get("name")) for r, _, _ in llm}):
                 pts = [(g, e[2]["metrics"][metric]) for g, es in groups.items() for e in es
