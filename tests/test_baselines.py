@@ -81,3 +81,15 @@ def test_unknown_baseline(tiny_dataset):
     train = training_data(tiny_dataset, [])
     with pytest.raises(RecllmError, match="did you mean 'popularity'"):
         get_baseline("popularty", train)
+
+
+def test_dense_fallback_equals_sparse(tiny_dataset):
+    """Without scipy, item-kNN runs on dense numpy arrays with the very same result."""
+    from recllm.baselines.itemknn import cosine_neighbors, dense_cosine_neighbors
+
+    cases = cases_of(tiny_dataset)
+    train = training_data(tiny_dataset, cases)
+    for k in (1, 2, 50):
+        sparse_sim = cosine_neighbors(train.matrix, k).toarray()
+        dense_sim = dense_cosine_neighbors(train.matrix.toarray(), k)
+        np.testing.assert_allclose(dense_sim, sparse_sim, atol=1e-6)

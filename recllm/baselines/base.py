@@ -25,13 +25,15 @@ def user_seed(seed: int, user_id: str, purpose: str) -> int:
 
 @dataclass
 class TrainData:
-    """Items (the ones with interactions), their training counts, and a user x item matrix."""
+    """Items (the ones with interactions), their training counts, and the distinct
+    (user, item) training pairs as index arrays."""
 
     items: np.ndarray            # item ids (str, object dtype), index i -> id
     index: dict[str, int]        # id -> index
     counts: np.ndarray           # training interactions per item (int64)
-    users: dict[str, int]        # user id -> row of `matrix`
-    matrix: object               # scipy.sparse.csr_matrix (users x items, binary)
+    users: dict[str, int]        # user id -> row
+    user_codes: np.ndarray       # distinct (user, item) training pairs ...
+    item_codes: np.ndarray       # ... as row / item indices
 
     @property
     def n_items(self) -> int:
@@ -49,11 +51,22 @@ class TrainData:
     def count_of(self) -> dict[str, int]:
         return dict(zip(self.items.tolist(), self.counts.tolist()))
 
+    @property
+    def matrix(self):
+        """Binary users x items matrix: scipy.sparse csr when scipy is installed, else dense."""
+        data = np.ones(len(self.user_codes), dtype=np.float32)
+        shape = (self.n_users, self.n_items)
+        try:
+            from scipy import sparse
+        except ImportError:
+            dense = np.zeros(shape, dtype=np.float32)
+            dense[self.user_codes, self.item_codes] = 1.0
+            return dense
+        return sparse.csr_matrix((data, (self.user_codes, self.item_codes)), shape=shape)
+
 
 def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainData:
     """Every interaction of `dataset` except the held-out targets of `held_out` users."""
-    from scipy import sparse
-
     inter = dataset.interactions
     items = np.array(sorted(inter["item_id"].unique()), dtype=object)
     index = {item: i for i, item in enumerate(items.tolist())}
@@ -69,14 +82,11 @@ def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainDat
         train = inter
     user_codes, user_ids = pd.factorize(train["user_id"], sort=True)
     item_codes = train["item_id"].map(index).to_numpy(dtype=np.int64)
-    matrix = sparse.csr_matrix(
-        (np.ones(len(train), dtype=np.float32), (user_codes, item_codes)),
-        shape=(len(user_ids), len(items)))
-    matrix.data[:] = 1.0  # repeated (user, item) pairs count once
-    matrix.sum_duplicates()
-    matrix.data[:] = 1.0
     counts = np.bincount(item_codes, minlength=len(items)).astype(np.int64)
-    return TrainData(items, index, counts, {u: i for i, u in enumerate(user_ids)}, matrix)
+    # repeated (user, item) pairs count once in the co-occurrence matrix
+    pairs = np.unique(user_codes.astype(np.int64) * len(items) + item_codes)
+    return TrainData(items, index, counts, {u: i for i, u in enumerate(user_ids)},
+                     pairs // len(items), pairs % len(items))
 
 
 class Baseline(ABC):

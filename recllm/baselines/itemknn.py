@@ -4,7 +4,8 @@ sim(i, j) = |U_i ∩ U_j| / sqrt(|U_i| |U_j|)   (cosine on binary user-item co-o
 
 Each item keeps its `neighbors` most similar items; a user's score for item i is the sum of
 sim(j, i) over the items j in the user's (possibly truncated) history. Everything is sparse
-matrix algebra (scipy), so ML-1M fits in a few seconds on two cores.
+matrix algebra (scipy), so ML-1M fits in a few seconds on two cores; without scipy the same
+algebra runs on dense numpy arrays (fine up to a few ten thousand items).
 """
 
 from __future__ import annotations
@@ -15,6 +16,20 @@ import numpy as np
 
 from recllm.baselines.base import Baseline, TrainData
 from recllm.data.schema import UserCase
+
+
+def dense_cosine_neighbors(matrix: np.ndarray, neighbors: int) -> np.ndarray:
+    """The same as `cosine_neighbors` for a dense numpy matrix (no scipy): a dense result."""
+    co = matrix.T @ matrix
+    norms = np.sqrt(np.diag(co).astype(np.float64))
+    denom = np.outer(norms, norms)
+    sim = np.divide(co, denom, out=np.zeros(co.shape), where=denom > 0)
+    np.fill_diagonal(sim, 0.0)
+    if neighbors < sim.shape[1]:
+        # keep the top `neighbors` per row; ties broken by column index (stable sort)
+        order = np.argsort(-sim, axis=1, kind="stable")[:, neighbors:]
+        np.put_along_axis(sim, order, 0.0, axis=1)
+    return sim
 
 
 def cosine_neighbors(matrix, neighbors: int):
@@ -60,19 +75,18 @@ class ItemKNNBaseline(Baseline):
     def __init__(self, train: TrainData, seed: int = 0, neighbors: int = 100):
         super().__init__(train, seed)
         self.neighbors = neighbors
-        self.sim = cosine_neighbors(train.matrix, neighbors)
+        matrix = train.matrix
+        self.sim = dense_cosine_neighbors(matrix, neighbors) if isinstance(matrix, np.ndarray) \
+            else cosine_neighbors(matrix, neighbors)
 
     def scores(self, cases: Sequence[UserCase]) -> np.ndarray:
-        from scipy import sparse
-
-        rows, cols = [], []
-        for r, case in enumerate(cases):
-            idx = np.unique(self.train.indices(case.history))
-            rows.append(np.full(len(idx), r)), cols.append(idx)
         if not cases:
             return np.zeros((0, self.train.n_items))
-        r, c = np.concatenate(rows), np.concatenate(cols)
-        hist = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(cases), self.train.n_items))
+        hist = np.zeros((len(cases), self.train.n_items))
+        for r, case in enumerate(cases):
+            hist[r, self.train.indices(case.history)] = 1.0
         # Popularity as a tiny tie-breaker, so users with no usable history still get a ranking.
         tie = self.train.counts / (self.train.counts.max() + 1.0) * 1e-6
-        return np.asarray((hist @ self.sim).todense()) + tie
+        if isinstance(self.sim, np.ndarray):
+            return hist @ self.sim + tie
+        return np.asarray((self.sim.T @ hist.T).T) + tie
