@@ -27,6 +27,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +37,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import Field
 
 from recllm.errors import RecllmError
+from recllm.prompting.context import ITEM_FIELDS, VARIABLES
 from recllm.options import StrictOptions
 
 Message = dict[str, str]
@@ -97,11 +99,11 @@ class PromptTemplate:
     def where(self) -> str:
         return str(self.path) if self.path else f"<template {self.header.name}>"
 
-    @property
+    @cached_property
     def sha256(self) -> str:
         return hashlib.sha256(self.source.encode("utf-8")).hexdigest()
 
-    @property
+    @cached_property
     def variables(self) -> frozenset[str]:
         """Every name the template reads from its context (loop variables and sets excluded)."""
         return frozenset(meta.find_undeclared_variables(self._ast))
@@ -124,8 +126,12 @@ class PromptTemplate:
             except Exception:  # let Jinja map the traceback to template lines, then re-raise
                 _ENV.handle_exception(self.source)
         except UndefinedError as exc:
-            raise self._error(exc, f"uses a variable that was not provided: {exc.message}",
-                              "declare it in recllm.prompting.context.VARIABLES or pass it") from None
+            attr = re.search(r"has no attribute '(\w+)'", exc.message or "")
+            what = (f"reads a field that does not exist: {attr.group(1)!r}" if attr else
+                    f"uses a variable that was not provided: {exc.message}")
+            raise self._error(exc, what,
+                              f"templates may read {', '.join(VARIABLES)}; items have "
+                              f"{', '.join(ITEM_FIELDS)}") from None
         except SecurityError as exc:
             raise self._error(exc, f"unsafe operation refused by the sandbox: {exc}", None) from None
         except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
