@@ -2,7 +2,7 @@
 the response-cache hit path vs the first run.
 
     .venv/bin/python eval/bench/generation.py [--model smollm2-135m-instruct] [--users 16]
-        [--max-tokens 32] [--max-history 20] [--threads N]
+        [--max-tokens 128] [--max-history 20] [--threads N] [--dtype bfloat16]
 
 Prompts are real: the `generate` template for ML-100K test users (leave-one-out). Tokens/s
 counts generated tokens up to each answer's end (EOS), so padding rows that already finished
@@ -26,9 +26,10 @@ def main() -> None:
     ap.add_argument("--dataset", default="ml-100k")
     ap.add_argument("--template", default="generate")
     ap.add_argument("--users", type=int, default=16, help="requests (= the batch size of the batched run)")
-    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--max-tokens", type=int, default=128, help="answer cap; 10 titles take ~100-150 tokens")
     ap.add_argument("--max-history", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--dtype", default="auto", help="auto (float32 on CPU) | float32 | bfloat16")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -44,7 +45,7 @@ def main() -> None:
     requests = [render_prompt(template, c, dataset, max_history=args.max_history).to_request(params)
                 for c in cases]
 
-    backend = get_backend("transformers", model=args.model, batch_size=1, threads=args.threads)
+    backend = get_backend("transformers", model=args.model, batch_size=1, threads=args.threads, dtype=args.dtype)
     backend.generate(requests[:1])  # load the weights and warm up kernels outside the timings
 
     def timed(batch_size: int, runner=None):
@@ -67,7 +68,7 @@ def main() -> None:
     import torch
 
     report = {
-        "model": args.model, "requests": len(requests), "max_tokens": args.max_tokens,
+        "model": args.model, "dtype": backend.dtype, "requests": len(requests), "max_tokens": args.max_tokens,
         "prompt_tokens_mean": round(sum(r.prompt_tokens for r in single) / len(single), 1),
         "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
@@ -84,7 +85,7 @@ def main() -> None:
         json.dump(report, sys.stdout, indent=2)
         print()
         return
-    print(f"model {report['model']} · {report['requests']} requests · ~{report['prompt_tokens_mean']} prompt tokens"
+    print(f"model {report['model']} ({report['dtype']}) · {report['requests']} requests · ~{report['prompt_tokens_mean']} prompt tokens"
           f" · max {args.max_tokens} new tokens · torch threads {report['torch_threads']}"
           f" · load avg {report['load_average_1m']}")
     o, b, c = report["one_at_a_time"], report["batched"], report["cache"]

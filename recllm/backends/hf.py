@@ -9,6 +9,7 @@ template already wrote is not doubled.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -29,7 +30,8 @@ from recllm.options import StrictOptions
 class TransformersOptions(StrictOptions):
     model: str = DEFAULT_MODEL  # alias, folder or hub id (see recllm.models)
     device: str = "auto"  # auto: cuda if available, else cpu
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on GPU, fp32 on CPU
+    # auto: bf16 on GPU, fp32 on CPU (reproducible); bfloat16 is ~3x faster on CPUs with AVX512-BF16/AMX
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = 16
     max_new_tokens: int | None = None  # hard cap over every request's max_tokens
     revision: str | None = None  # hub revision, for hub ids
@@ -54,6 +56,7 @@ class TransformersBackend(Backend):
         on_gpu = self.device.startswith("cuda")
         self.dtype = opts.dtype if opts.dtype != "auto" else ("bfloat16" if on_gpu else "float32")
         self._model = self._tokenizer = None
+        self._warned = False
 
     # -- loading ---------------------------------------------------------------------------
     def _load(self):
@@ -108,6 +111,10 @@ class TransformersBackend(Backend):
     # -- generation --------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         model, _ = self._load()
+        if any(r.structured for r in requests) and not self._warned:
+            self._warned = True  # say it once: transformers has no constrained decoding built in
+            print("warning: the transformers backend does not enforce `structured` outputs; "
+                  "use the vllm backend (or a vLLM server via openai) for constrained decoding", file=sys.stderr)
         results: list[GenerationResult | None] = [None] * len(requests)
         encoded: dict[int, list[int]] = {}
         limit = getattr(model.config, "max_position_embeddings", None)
