@@ -48,7 +48,7 @@ class FakeServer:
                     return self.reply(200, json.dumps({"choices": [{"message": {"role": "assistant"}}]}).encode())
                 n = body.get("n", 1) if action != "one" else 1
                 prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
-                text = f"echo {prompt} STOP tail"
+                text = "" if action == "empty" else f"echo {prompt} STOP tail"
                 choice = ({"message": {"role": "assistant", "content": text}} if "messages" in body
                           else {"text": text})
                 out = {"choices": [choice | {"index": i, "finish_reason": "stop"} for i in range(n)],
@@ -180,3 +180,10 @@ def test_hosted_api_needs_a_key(monkeypatch):
         get_backend("openai", model="gpt-4o-mini", base_url="https://api.openai.com/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert get_backend("openai", model="gpt-4o-mini", base_url="https://api.openai.com/v1").api_key == "sk-test"
+
+
+def test_empty_answer_is_an_empty_text_not_a_crash(server):
+    """An empty answer is the model's (a parse failure downstream), not a transport error."""
+    server.actions = ["empty"]
+    out = backend(server).generate([chat("hi")])
+    assert out[0].error is None and out[0].texts == [""] and out[0].finish_reason == "stop"

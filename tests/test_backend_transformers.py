@@ -103,3 +103,11 @@ def test_model_folder_missing_files_is_a_clear_error(tmp_path, tiny_folder):
 def test_unknown_option_suggests_the_right_one(tiny_folder):
     with pytest.raises(RecllmError, match="did you mean 'batch_size'"):
         get_backend("transformers", model=str(tiny_folder), batchsize=4)
+
+
+def test_structured_request_warns_once_that_it_is_not_enforced(tiny_folder, capsys):
+    backend = get_backend("transformers", model=str(tiny_folder))
+    req = GenerationRequest(prompt="heat", params=SamplingParams(max_tokens=2), structured={"choice": ["a"]})
+    backend.generate([req])
+    backend.generate([req])
+    assert capsys.readouterr().err.count("does not enforce `structured`") == 1
