@@ -111,3 +111,13 @@ def test_structured_request_warns_once_that_it_is_not_enforced(tiny_folder, caps
     backend.generate([req])
     backend.generate([req])
     assert capsys.readouterr().err.count("does not enforce `structured`") == 1
+
+
+def test_chat_template_that_raises_is_that_requests_error(tmp_path):
+    strict = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+              "{{ raise_exception('system role not supported') }}{% endif %}{{ m['content'] }}{% endfor %}")
+    folder = build_tiny_model(tmp_path / "strict", chat_template=strict)
+    backend = get_backend("transformers", model=str(folder))
+    system = GenerationRequest(messages=({"role": "system", "content": "x"}, {"role": "user", "content": "heat"}))
+    out = backend.generate([system, chat("heat")])
+    assert "system role not supported" in out[0].error and out[1].error is None

@@ -124,6 +124,9 @@ class TransformersBackend(Backend):
             except RecllmError as exc:
                 results[i] = GenerationResult([], error=exc.message)
                 continue
+            except Exception as exc:  # noqa: BLE001 -- e.g. a chat template that rejects a role
+                results[i] = GenerationResult([], error=f"cannot build the prompt: {type(exc).__name__}: {exc}")
+                continue
             if limit and len(ids) >= limit:
                 results[i] = GenerationResult([], prompt_tokens=len(ids), error=(
                     f"prompt has {len(ids)} tokens; the model's context is {limit} (shorten the history)"))
