@@ -23,6 +23,11 @@ ANSWERS = {
         ["Heat (1995)", "The Usual Suspects (1995)", "Se7en (1995)", "Fargo (1996)",
          "Star Wars: Episode IV - A New Hope (1977)"],
     ),
+    "json_lines_from_a_small_model": (
+        ('{"title": "Heat", "year": 1995}\n{"title": "Fargo", "year": 1996},\n'
+         '{"title": "The Godfather"}\n'),
+        ["Heat (1995)", "Fargo (1996)", "The Godfather"],
+    ),
     "numbered_paren_plain": (
         "1) Heat\n2) Fargo\n3) The Godfather\n4) Braveheart",
         ["Heat", "Fargo", "The Godfather", "Braveheart"],

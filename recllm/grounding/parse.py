@@ -44,6 +44,7 @@ _JSON_FIELD_STR = re.compile(
 )
 _JSON_STR = re.compile(r'"((?:[^"\\\n]|\\.){1,300})"\s*(?=[,\]\n]|$)')
 _JSON_YEAR = ("year", "release_year", "released")
+_JSON_LINE_GAP = re.compile(r"[\s,]*")
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,8 @@ def _json_items(text: str) -> list[Item] | None:
                 continue
             titles = _from_json(value, depth=0)
             if titles:
+                if isinstance(value, dict) and len(titles) == 1:
+                    titles += _json_lines_rest(decoder, source, end)
                 return [(t, ()) for t in titles]
             pos = end
     # Unbalanced JSON (the model hit its token limit): take the quoted titles that are there.
@@ -181,6 +184,25 @@ def _json_items(text: str) -> list[Item] | None:
     if not found:
         found = [_unescape(m.group(1)) for m in _JSON_STR.finditer(body)]
     return [(t.strip(), ()) for t in found if t.strip()] or None
+
+
+def _json_lines_rest(decoder: json.JSONDecoder, source: str, pos: int) -> list[str]:
+    """Titles of the objects that follow a one-title object: JSON lines ({"title": ..} per line),
+    as small models write when asked for an array without structured output."""
+    titles: list[str] = []
+    while len(titles) < MAX_TITLES:
+        match = _JSON_LINE_GAP.match(source, pos)
+        if not match or match.end() >= len(source) or source[match.end()] != "{":
+            break
+        try:
+            value, pos = decoder.raw_decode(source, match.end())
+        except (ValueError, RecursionError):
+            break
+        more = _from_json(value, depth=0) if isinstance(value, dict) else []
+        if len(more) != 1:
+            break
+        titles += more
+    return titles
 
 
 def _from_json(value, depth: int) -> list[str]:
