@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from recllm import paths
-from recllm.backends.base import Backend, GenerationRequest, GenerationResult
+from recllm.backends.base import PENALTY_DEFAULTS, Backend, GenerationRequest, GenerationResult, SamplingParams
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -45,11 +45,21 @@ def cache_key(identity: dict[str, Any], request: GenerationRequest) -> str:
         "identity": identity,
         "messages": [dict(m) for m in request.messages] if request.messages is not None else None,
         "prompt": request.prompt,
-        "params": dataclasses.asdict(request.params),
+        "params": params_record(request.params),
         "structured": request.structured,
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def params_record(params: SamplingParams) -> dict[str, Any]:
+    """The sampling parameters as keyed: penalty fields only when not neutral (see
+    PENALTY_DEFAULTS), so keys written before they existed still match."""
+    record = dataclasses.asdict(params)
+    for name, neutral in PENALTY_DEFAULTS.items():
+        if record[name] == neutral:
+            del record[name]
+    return record
 
 
 def cacheable(request: GenerationRequest) -> bool:
@@ -86,7 +96,7 @@ class ResponseCache:
             result: GenerationResult) -> None:
         record = dataclasses.asdict(result) | {"cached": False}
         req = {"messages": [dict(m) for m in request.messages] if request.messages is not None else None,
-               "prompt": request.prompt, "params": dataclasses.asdict(request.params),
+               "prompt": request.prompt, "params": params_record(request.params),
                "structured": request.structured}
         with self._lock:  # autocommit mode: each INSERT is its own transaction
             self._db.execute(

@@ -50,6 +50,21 @@ def test_tiny_model_then_cached_rerun(capsys, tmp_path):
     assert third["summary"]["cached"] == 0
 
 
+def test_penalty_flags_change_the_answer_and_its_cache_key(capsys, tmp_path):
+    from tiny_llm import build_tiny_model
+
+    pytest.importorskip("transformers")
+    folder = build_tiny_model(tmp_path / "tiny")
+    args = ("--model", str(folder), "--users", "2", "--max-tokens", "8", "--batch-size", "2")
+    _, plain = run_json(capsys, *args)
+    _, penalized = run_json(capsys, *args, "--frequency-penalty", "2", "--repetition-penalty", "3")
+    assert penalized["summary"]["cached"] == 0  # a different request, not the cached plain answer
+    assert [s["answer"] for s in penalized["samples"]] != [s["answer"] for s in plain["samples"]]
+    for s in penalized["samples"]:
+        words = s["answer"].split()
+        assert len(set(words)) == len(words)  # no token twice under a frequency penalty of 2
+
+
 def test_human_output_shows_prompt_answer_tokens_and_seconds(capsys):
     code = main(["generate", "--dataset", "tiny", "--backend", "scripted", "--users", "1", "--user", "u2",
                  "--option", 'answers={"u2": "1. Heat"}'])
@@ -64,6 +79,7 @@ def test_human_output_shows_prompt_answer_tokens_and_seconds(capsys):
     (["--backend", "scripted", "--option", "answer={}"], "did you mean 'answers'"),
     (["--backend", "nope"], "unknown backend"),
     (["--template", "rank-sequential", "--backend", "scripted", "--option", "default=x"], "rank"),
+    (["--backend", "scripted", "--option", "default=x", "--repetition-penalty", "0"], "repetition_penalty must be > 0"),
 ])
 def test_bad_input_is_a_clear_error(capsys, argv, message):
     assert main(["generate", "--dataset", "tiny", *argv]) == 2

@@ -102,6 +102,18 @@ def test_chat_and_completions_bodies_and_stop(server):
     assert any("prompt" in x for x in server.bodies)
 
 
+def test_penalties_in_the_body_only_when_set(server):
+    b = backend(server)
+    out = b.generate([chat("plain"), chat("pen", repetition_penalty=1.2, frequency_penalty=0.5, presence_penalty=0.25)])
+    assert all(r.error is None for r in out)
+    plain = next(x for x in server.bodies if x["messages"][-1]["content"] == "plain")
+    pen = next(x for x in server.bodies if x["messages"][-1]["content"] == "pen")
+    assert not {"repetition_penalty", "frequency_penalty", "presence_penalty"} & set(plain)
+    assert (pen["repetition_penalty"], pen["frequency_penalty"], pen["presence_penalty"]) == (1.2, 0.5, 0.25)
+    _, body = b.body(chat("x", presence_penalty=0.5))
+    assert "repetition_penalty" not in body and body["presence_penalty"] == 0.5  # hosted OpenAI accepts this
+
+
 def test_500_then_success_is_retried(server):
     server.actions = ["500", "503"]
     out = backend(server).generate([chat("hi")])

@@ -121,3 +121,67 @@ def test_chat_template_that_raises_is_that_requests_error(tmp_path):
     system = GenerationRequest(messages=({"role": "system", "content": "x"}, {"role": "user", "content": "heat"}))
     out = backend.generate([system, chat("heat")])
     assert "system role not supported" in out[0].error and out[1].error is None
+
+
+# -- repetition control ---------------------------------------------------------------------------
+
+def _prompt_words(backend, request) -> set[str]:
+    text = backend.render(request)
+    for special in ("<s>", "<|im_start|>", "<|im_end|>"):
+        text = text.replace(special, " ")
+    return set(text.split())
+
+
+def test_repetition_penalty_steers_away_from_prompt_tokens(tiny_folder):
+    backend = get_backend("transformers", model=str(tiny_folder), batch_size=8)
+    plain = [chat(p, max_tokens=12) for p in PROMPTS]
+    penalized = [chat(p, max_tokens=12, repetition_penalty=5.0) for p in PROMPTS]
+    a, b = backend.generate(plain), backend.generate(penalized)
+
+    def echoed(results, requests) -> int:  # answer words that the prompt already contains
+        return sum(w in _prompt_words(backend, q) for r, q in zip(results, requests) for w in r.text.split())
+
+    assert [r.text for r in a] != [r.text for r in b]
+    assert echoed(b, penalized) < echoed(a, plain)  # the random model echoes "assistant" unpenalized
+
+
+def test_frequency_and_presence_penalties_stop_loops(tiny_folder):
+    backend = get_backend("transformers", model=str(tiny_folder), batch_size=8)
+    loops = backend.generate([chat(p, max_tokens=12) for p in PROMPTS])
+    assert any(len(set(r.text.split())) < len(r.text.split()) for r in loops)  # the unpenalized model loops
+    for name in ("frequency_penalty", "presence_penalty"):
+        out = backend.generate([chat(p, max_tokens=12, **{name: 2.0}) for p in PROMPTS])
+        for r in out:
+            words = r.text.split()
+            assert words and len(set(words)) == len(words), (name, r.text)
+
+
+def test_penalized_batches_equal_one_at_a_time(tiny_folder):
+    # Left padding must not count as "already seen" (the pad id can be a real token, e.g. EOS).
+    batched = get_backend("transformers", model=str(tiny_folder), batch_size=8)
+    single = get_backend("transformers", model=str(tiny_folder), batch_size=1)
+    requests = [chat(p, max_tokens=10, repetition_penalty=1.8, frequency_penalty=0.5) for p in PROMPTS]
+    assert [r.text for r in batched.generate(requests)] == [r.text for r in single.generate(requests)]
+
+
+def test_penalty_formula_skips_padding_and_counts_answer_tokens_only():
+    torch = pytest.importorskip("torch")
+    from recllm.backends.penalties import apply_penalties
+
+    # Two rows, prompt width 3; row 1 is left-padded by one (pad id 0). Then 2 generated tokens.
+    ids = torch.tensor([[1, 2, 3, 4, 4], [0, 2, 2, 3, 5]])
+    scores = torch.tensor([[1.0, 2.0, -2.0, 4.0, 1.0, 1.0], [1.0, 2.0, -2.0, 4.0, 1.0, 1.0]])
+    rep = apply_penalties(ids, scores, SamplingParams(repetition_penalty=2.0), starts=[0, 1], width=3)
+    assert rep[0].tolist() == [1.0, 1.0, -4.0, 2.0, 0.5, 1.0]
+    assert rep[1].tolist() == [1.0, 2.0, -4.0, 2.0, 1.0, 0.5]  # id 0 was padding: untouched
+    freq = apply_penalties(ids, scores, SamplingParams(frequency_penalty=0.5, presence_penalty=0.25),
+                           starts=[0, 1], width=3)
+    assert freq[0].tolist() == [1.0, 2.0, -2.0, 4.0, 1.0 - 1.0 - 0.25, 1.0]  # id 4 twice in the answer
+    assert freq[1].tolist() == [1.0, 2.0, -2.0, 4.0 - 0.75, 1.0, 1.0 - 0.75]  # prompt ids 2 are not counted
+
+
+def test_penalty_values_are_checked():
+    with pytest.raises(ValueError, match="repetition_penalty must be > 0"):
+        SamplingParams(repetition_penalty=0.0)
+    with pytest.raises(ValueError, match="frequency_penalty must be within"):
+        SamplingParams(frequency_penalty=3.0)

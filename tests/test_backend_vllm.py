@@ -95,6 +95,19 @@ def test_engine_arguments_and_request_translation(monkeypatch, model_folder):
     assert out[2].text == "chat-c -> 0 END more" and out[0].completion_tokens == 6 and out[1].prompt_tokens == 5
 
 
+def test_penalties_are_passed_only_when_set(monkeypatch, model_folder):
+    calls = fake_vllm(monkeypatch)
+    get_backend("vllm", model=str(model_folder)).generate([
+        GenerationRequest(prompt="plain"),
+        GenerationRequest(prompt="penalized", params=SamplingParams(repetition_penalty=1.2, presence_penalty=0.5)),
+        GenerationRequest(prompt="frequency", params=SamplingParams(frequency_penalty=0.3))])
+    (_, params), = calls["generate"]
+    assert not {"repetition_penalty", "frequency_penalty", "presence_penalty"} & set(params[0].kwargs)
+    assert (params[1].kwargs["repetition_penalty"], params[1].kwargs["frequency_penalty"],
+            params[1].kwargs["presence_penalty"]) == (1.2, 0.0, 0.5)
+    assert params[2].kwargs["frequency_penalty"] == 0.3 and params[2].kwargs["repetition_penalty"] == 1.0
+
+
 def test_older_vllm_gets_guided_decoding(monkeypatch, model_folder):
     calls = fake_vllm(monkeypatch, new_api=False)
     get_backend("vllm", model=str(model_folder)).generate(

@@ -91,6 +91,19 @@ def test_key_covers_identity_messages_and_params():
     assert len({k, *variants}) == len(variants) + 1
 
 
+def test_neutral_penalties_keep_keys_written_before_they_existed():
+    ident = {"engine": "e", "model": "m", "revision": "r"}
+    messages = ({"role": "user", "content": "hi"},)
+    request = GenerationRequest(messages=messages, params=SamplingParams(max_tokens=120, stop=("\n\n",)))
+    # The key this request had before SamplingParams grew penalty fields (recllm at 38fb73d).
+    assert cache_key(ident, request) == "00434dc5c161d74d1d2a2be3211cf8b9e619e670882e5a49803460ccfb8392e8"
+    keys = {cache_key(ident, GenerationRequest(messages=messages, params=SamplingParams(
+        max_tokens=120, stop=("\n\n",), **{name: value}))) for name, value in
+        [("repetition_penalty", 1.2), ("repetition_penalty", 1.3), ("frequency_penalty", 0.5),
+         ("presence_penalty", 0.5)]}
+    assert len(keys) == 4 and cache_key(ident, request) not in keys
+
+
 def test_default_location_is_under_recllm_home(recllm_home):
     assert default_path().is_relative_to(recllm_home)
     cache = ResponseCache()

@@ -51,3 +51,12 @@ def test_transformers_backend_end_to_end_and_cached_rerun(tmp_path, tiny_dataset
         events = [e for e in read_jsonl(b / "events.jsonl") if "requests" in e]
         assert sum(e["requests"] for e in events) == sum(e["cached"] for e in events) == 4
         assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes()
+
+
+def test_penalty_keys_reach_the_requests(tiny_dataset):
+    from recllm.backends import get_backend
+    from recllm.evaluate.llm import LLMRecommender
+
+    cfg = EvalConfig(dataset="tiny", model="scripted", repetition_penalty=1.3, presence_penalty=0.5).resolved()
+    params = LLMRecommender(cfg, tiny_dataset, backend=get_backend("scripted", answers={})).params
+    assert (params.repetition_penalty, params.frequency_penalty, params.presence_penalty) == (1.3, 0.0, 0.5)

@@ -133,3 +133,14 @@ def test_grounder_matches_within_candidates_and_counts_outsiders(tiny_dataset):
     assert out.ranked == ["9", "8"]
     assert out.validity["out_of_candidates"] == 1 and out.validity["out_of_catalog"] == 1
     assert g.ground("Heat", k=1, history=()).ranked == ["4"]
+
+
+def test_penalties_are_hashed_only_when_set_and_reach_the_sampling_params():
+    cfg = EvalConfig(users=30, max_history=15, max_tokens=120).resolved()
+    assert cfg.hash() == "53e84a5657c24ad5"  # the hash before penalty keys existed: old runs resume
+    seen = {cfg.model_copy(update={k: v}).hash() for k, v in
+            [("repetition_penalty", 1.2), ("frequency_penalty", 0.5), ("presence_penalty", 0.5)]}
+    assert len(seen) == 3 and cfg.hash() not in seen
+    for bad in ({"repetition_penalty": 0}, {"frequency_penalty": 2.5}, {"presence_penalty": -3}):
+        with pytest.raises(RecllmError):
+            EvalConfig.parse(bad)

@@ -3,14 +3,17 @@
     .venv/bin/python eval/bench/prompts.py                                   # defaults below
     .venv/bin/python eval/bench/prompts.py --templates generate,generate-ratings --users 32
     .venv/bin/python eval/bench/prompts.py --model gemma-3-270m --templates completion
+    .venv/bin/python eval/bench/prompts.py --templates generate --repetition-penalty 1.0,1.1,1.2,1.3
 
 For each generate-mode template: render the same test users (leave-one-out on the dataset,
 history cut to the newest --max-history items), generate greedily through the response cache,
 parse with recllm.grounding.parse_titles and ground with TitleMatcher. Per template, summed
 over users (top 10 of each answer): titles parsed, with a year, distinct, grounded to a
 catalog item, of those the ones already in the user's history (repeats) and the rest (novel:
-what a recommendation can be), and HR@10 of the held-out item (with few users a rough
-signal, not an evaluation: use `recllm eval` for that).
+what a recommendation can be), HR@10 of the held-out item (with few users a rough signal,
+not an evaluation: use `recllm eval` for that), the repeated titles the parser dropped
+(`dups`) and the answers that looped (3 or more repeats dropped). A comma list of
+--repetition-penalty values gives one row per template and value.
 A template's wording is compared, not the model: every row uses the same users and model.
 """
 
@@ -31,7 +34,8 @@ from recllm.prompting import load_template, render_prompt
 
 
 def score(answer: str, case, matcher: TitleMatcher, k: int) -> dict[str, int]:
-    titles = list(parse_titles(answer).titles[:k])
+    parsed = parse_titles(answer)
+    titles = list(parsed.titles[:k])
     matches = matcher.match(titles) if titles else []
     ids = [m.item_id for m in matches if m is not None]
     history = set(case.history)
@@ -42,6 +46,7 @@ def score(answer: str, case, matcher: TitleMatcher, k: int) -> dict[str, int]:
         "grounded": len(set(ids)), "repeats": len(set(ids) & history),
         "novel": len(set(ids) - history),
         "hits": int(case.target in ids),
+        "dups": parsed.n_duplicates, "loops": int(parsed.n_duplicates >= 3),
     }
 
 
@@ -57,6 +62,9 @@ def main() -> None:
     ap.add_argument("--max-history", type=int, default=20)
     ap.add_argument("--max-tokens", type=int, default=160)
     ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--repetition-penalty", default="1.0", help="comma list: one row per value")
+    ap.add_argument("--frequency-penalty", type=float, default=0.0)
+    ap.add_argument("--presence-penalty", type=float, default=0.0)
     ap.add_argument("--no-cache", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -69,9 +77,11 @@ def main() -> None:
     backend = get_backend(args.backend, model=args.model)
     if not args.no_cache:
         backend = CachedBackend(backend)
-    params = SamplingParams(max_tokens=args.max_tokens)
     rows = []
-    for name in args.templates.split(","):
+    grid = [(name, float(r)) for name in args.templates.split(",") for r in args.repetition_penalty.split(",")]
+    for name, penalty in grid:
+        params = SamplingParams(max_tokens=args.max_tokens, repetition_penalty=penalty,
+                                frequency_penalty=args.frequency_penalty, presence_penalty=args.presence_penalty)
         template = load_template(name)
         prompts = [render_prompt(template, c, dataset, k=args.k, max_history=args.max_history)
                    for c in cases]
@@ -82,7 +92,7 @@ def main() -> None:
         for case, result in zip(cases, results):
             for key, value in score(result.text, case, matcher, args.k).items():
                 total[key] = total.get(key, 0) + value
-        rows.append({"template": template.name, "sha256": template.sha256[:12], **total,
+        rows.append({"template": template.name, "sha256": template.sha256[:12], "rep_pen": penalty, **total,
                      "cached": sum(r.cached for r in results), "seconds": round(seconds, 1)})
     backend.close()
     if args.json:
@@ -90,9 +100,10 @@ def main() -> None:
                           "max_history": args.max_history, "rows": rows}, indent=2))
         return
     print(f"{args.model} on {dataset.name}: {len(cases)} users, top {args.k}, "
-          f"history <= {args.max_history}, greedy, max {args.max_tokens} tokens")
-    cols = ["template", "parsed", "titles", "with_year", "distinct", "grounded", "repeats", "novel", "hits",
-            "cached", "seconds"]
+          f"history <= {args.max_history}, greedy, max {args.max_tokens} tokens, frequency penalty "
+          f"{args.frequency_penalty:g}, presence penalty {args.presence_penalty:g}")
+    cols = ["template", "rep_pen", "parsed", "titles", "with_year", "distinct", "grounded", "repeats", "novel",
+            "hits", "dups", "loops", "cached", "seconds"]
     print(" | ".join(cols))
     for row in rows:
         print(" | ".join(str(row[c]) for c in cols))

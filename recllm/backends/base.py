@@ -14,7 +14,15 @@ Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content":
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """Decoding settings. temperature 0 means greedy; sampling is reproducible only with `seed`."""
+    """Decoding settings. temperature 0 means greedy; sampling is reproducible only with `seed`.
+
+    Repetition control, applied to the logits before temperature/top-p, as vLLM does:
+    - repetition_penalty (HF/vLLM): for every token already in the prompt OR the answer, a
+      positive logit is divided by it and a negative one multiplied; > 1 discourages echoing
+      what the prompt lists (e.g. the user's history), 1 is off.
+    - frequency_penalty / presence_penalty (OpenAI): logit -= frequency * count + presence *
+      [count > 0], counting the answer's own tokens only; 0 is off, > 0 against loops.
+    """
 
     max_tokens: int = 256
     temperature: float = 0.0
@@ -22,10 +30,31 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     n: int = 1
+    repetition_penalty: float = 1.0
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+
+    def __post_init__(self):
+        if not self.repetition_penalty > 0:
+            raise ValueError(f"repetition_penalty must be > 0 (1 = off), got {self.repetition_penalty}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            if not -2.0 <= getattr(self, name) <= 2.0:  # OpenAI's and vLLM's accepted range
+                raise ValueError(f"{name} must be within [-2, 2] (0 = off), got {getattr(self, name)}")
 
     @property
     def greedy(self) -> bool:
         return self.temperature <= 0.0
+
+    @property
+    def penalized(self) -> bool:
+        """Whether any repetition control is on."""
+        return (self.repetition_penalty != 1.0 or self.frequency_penalty != 0.0
+                or self.presence_penalty != 0.0)
+
+
+# Fields added after caches were first written: cache keys include them only when they differ
+# from these neutral values, so answers cached before they existed stay valid.
+PENALTY_DEFAULTS = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,14 @@ class TransformersBackend(Backend):
                           num_return_sequences=params.n)
             if params.seed is not None:
                 torch.manual_seed(params.seed)  # reproducible for the same batch composition
+        from recllm.backends.penalties import penalty_processor
+
+        penalties = penalty_processor(params, [width - len(ids) for ids in batch], width,
+                                      copies=1 if params.greedy else params.n)
+        if penalties is not None:
+            from transformers import LogitsProcessorList
+            # Ours replaces transformers' own (which counts left padding), and a model's default.
+            kwargs.update(logits_processor=LogitsProcessorList([penalties]), repetition_penalty=1.0)
         if params.stop and self._stop_criteria_work(params.stop):
             kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)  # ends rows early
         started = time.perf_counter()

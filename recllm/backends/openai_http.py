@@ -93,6 +93,12 @@ class OpenAIBackend(Backend):
             body["stop"] = list(p.stop)
         if p.seed is not None:
             body["seed"] = p.seed
+        if p.frequency_penalty:
+            body["frequency_penalty"] = p.frequency_penalty
+        if p.presence_penalty:
+            body["presence_penalty"] = p.presence_penalty
+        if p.repetition_penalty != 1.0:  # a vLLM extra field; hosted OpenAI rejects it (HTTP 400)
+            body["repetition_penalty"] = p.repetition_penalty
         if request.messages is not None:
             path, body["messages"] = "/chat/completions", messages_of(request)
         else:

@@ -114,6 +114,9 @@ def sampling_params(request: GenerationRequest):
     p = request.params
     kwargs: dict[str, Any] = {"n": p.n, "max_tokens": p.max_tokens, "temperature": p.temperature,
                               "top_p": p.top_p, "seed": p.seed, "stop": list(p.stop) or None}
+    if p.penalized:  # vLLM's names and semantics are ours (vllm.SamplingParams docs)
+        kwargs.update(repetition_penalty=p.repetition_penalty, frequency_penalty=p.frequency_penalty,
+                      presence_penalty=p.presence_penalty)
     if request.structured:
         kwargs.update(_structured(request.structured))
     return vllm.SamplingParams(**kwargs)

@@ -32,6 +32,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None, help="sampling seed (needed to cache sampled answers)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="> 1 penalizes tokens already in the prompt or answer (e.g. history titles); 1 = off")
+    p.add_argument("--frequency-penalty", type=float, default=0.0,
+                   help="OpenAI-style, answer tokens only: minus this per earlier use; 0 = off")
+    p.add_argument("--presence-penalty", type=float, default=0.0,
+                   help="OpenAI-style, answer tokens only: minus this once used; 0 = off")
     p.add_argument("--batch-size", type=int, default=None, help="transformers: requests per forward batch")
     p.add_argument("--base-url", default=None, help="openai: server URL, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
@@ -76,6 +82,12 @@ def run(args: argparse.Namespace) -> int:
         render_prompt,
     )
 
+    try:
+        params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
+                                seed=args.seed, repetition_penalty=args.repetition_penalty,
+                                frequency_penalty=args.frequency_penalty, presence_penalty=args.presence_penalty)
+    except ValueError as exc:
+        raise RecllmError(str(exc), where="command line") from None
     template = load_template(args.template or DEFAULT_TEMPLATE)
     if template.header.mode == "rank":
         raise RecllmError(f"template {template.name!r} ranks candidates, which come from an evaluation protocol",
@@ -86,8 +98,6 @@ def run(args: argparse.Namespace) -> int:
     backend = get_backend(args.backend, **backend_options(args))
     if not args.no_cache:
         backend = CachedBackend(backend)
-    params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
-                            seed=args.seed)
     rows: list[dict[str, Any]] = []
     rendered, requests = [], []
     for case in cases:

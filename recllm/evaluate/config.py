@@ -23,6 +23,9 @@ SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives")
 # Keys that do not change any sample, so a resumed run may change them.
 UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "name",
             "retry_failed")
+# Keys added after runs were first written: hashed only when not at these neutral values, so
+# the config hash (and resuming) of runs made before they existed is unchanged.
+NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
 DEFAULT_TEMPLATES = {"full": "generate", "candidates": "rank-sequential", "retrieved": "rank-sequential"}
 
 
@@ -59,6 +62,11 @@ class EvalConfig(StrictOptions):
     max_tokens: int = 256
     temperature: float = 0.0
     top_p: float = 1.0
+    # Repetition control (recllm.backends.SamplingParams): > 1 / > 0 discourage echoing the
+    # prompt's history titles and looping on one title; 1 / 0 = off.
+    repetition_penalty: float = Field(1.0, gt=0)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2)
+    presence_penalty: float = Field(0.0, ge=-2, le=2)
     max_prompt_tokens: int | None = None
     matcher: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = 8
@@ -149,7 +157,8 @@ class EvalConfig(StrictOptions):
         return data
 
     def hashed(self) -> dict[str, Any]:
-        return {k: v for k, v in self.public().items() if k not in UNHASHED}
+        return {k: v for k, v in self.public().items()
+                if k not in UNHASHED and not (k in NEUTRAL_WHEN_ADDED and v == NEUTRAL_WHEN_ADDED[k])}
 
     def hash(self) -> str:
         """sha256 over the keys that change results (not output, limit, batch size, cache)."""

@@ -68,7 +68,9 @@ class LLMRecommender:
                 hint="use a completion-style template, e.g. --template completion")
         self.backend = backend if backend is not None else make_backend(cfg)
         self.params = SamplingParams(max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-                                     top_p=cfg.top_p, seed=cfg.seed if cfg.temperature > 0 else None)
+                                     top_p=cfg.top_p, seed=cfg.seed if cfg.temperature > 0 else None,
+                                     repetition_penalty=cfg.repetition_penalty,
+                                     frequency_penalty=cfg.frequency_penalty, presence_penalty=cfg.presence_penalty)
         self.grounder = Grounder(dataset.catalog, popularity=popularity, **cfg.matcher)
         self.started = False  # a backend exception before any success is a setup error
 
