@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from recllm.data import build
 from recllm.data.schema import Catalog, RecDataset
-from recllm.data.titles import split_title
 
 MOVIES = {
     "1": ("Toy Story (1995)", ["Animation", "Children's", "Comedy"]),
@@ -33,14 +33,10 @@ HISTORIES = {
 
 
 def make_catalog(movies: dict[str, tuple[str, list[str]]] = MOVIES) -> Catalog:
-    rows = []
-    for item_id, (raw, genres) in movies.items():
-        parts = split_title(raw)
-        rows.append({"item_id": item_id, "title": parts.display, "raw_title": raw,
-                     "year": parts.year, "genres": genres, "description": None, "domain": "movie"})
-    table = pd.DataFrame(rows).set_index("item_id")
-    table["year"] = table["year"].astype("Int64")
-    return Catalog(table)
+    catalog, _ = build.make_catalog(
+        list(movies), [raw for raw, _ in movies.values()], where="tests/conftest.py",
+        domain="movie", genres=[genres for _, genres in movies.values()])
+    return catalog
 
 
 def make_dataset(histories: dict = HISTORIES, movies: dict = MOVIES) -> RecDataset:
