@@ -24,7 +24,11 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="recllm", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="recllm",
+        description="Prompt-based generative recommendation with LLMs, and its offline evaluation.",
+        epilog="`recllm COMMAND --help` for each command; `make demo` runs the main job end to end.",
+    )
     parser.add_argument("--version", action="version", version=f"recllm {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in COMMANDS.values():
