@@ -37,7 +37,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import Field
 
 from recllm.errors import RecllmError
-from recllm.prompting.context import ITEM_FIELDS, VARIABLES
+from recllm.prompting.context import ITEM_FIELDS, VARIABLES, PromptItem
 from recllm.options import StrictOptions
 
 Message = dict[str, str]
@@ -58,10 +58,22 @@ class TemplateHeader(StrictOptions):
     stop: list[str] = Field(default_factory=list)
 
 
+class PromptEnvironment(ImmutableSandboxedEnvironment):
+    """The immutable sandbox with one shortcut: a declared field of a PromptItem (plain data:
+    str, int, float, tuple of str or None) is read directly, without the sandbox's per-read
+    safety checks, which were a third of the render time with ~140 item reads per prompt.
+    Any other attribute, of a PromptItem or of anything else, takes the sandbox's full path."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is PromptItem and attribute in ITEM_FIELDS:
+            return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
+
+
 def make_environment() -> ImmutableSandboxedEnvironment:
     """The one Jinja environment: sandboxed, immutable, undefined names are errors, no escaping
     (prompts are plain text), tidy block whitespace."""
-    return ImmutableSandboxedEnvironment(
+    return PromptEnvironment(
         undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=False,
     )
