@@ -11,6 +11,7 @@ reads like a title (short, capitalized). When a cut could be wrong ("Life is Bea
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 MAX_TITLE_CHARS = 300
 MAX_TITLE_WORDS = 20
@@ -61,7 +62,15 @@ def clean_item(body: str, prose: bool = False) -> tuple[str, tuple[str, ...]] | 
 
     `prose=True` for lines that were not list items: lead-ins such as "I'd recommend" are
     dropped and a long sentence that never yields a short title is rejected.
+    Short items are memoized: answers repeat the same lines ("3. Fargo (1996)") across users,
+    above all in candidate ranking, where models copy the candidates as shown.
     """
+    if len(body) <= CACHED_CHARS:
+        return _clean_cached(body, prose)
+    return _clean(body, prose)
+
+
+def _clean(body: str, prose: bool) -> tuple[str, tuple[str, ...]] | None:
     text = _LINK.sub(r"\1", body[:MAX_LINE_CHARS].replace("`", "")).strip()
     text = _LABEL.sub("", text, count=1)
     if prose:
@@ -84,11 +93,19 @@ def clean_item(body: str, prose: bool = False) -> tuple[str, tuple[str, ...]] | 
     return _valid(title, tuple(a for a in dict.fromkeys(alts) if a and a != title), prose)
 
 
+CACHED_CHARS = 200  # items up to this long are memoized (at most CACHE_SIZE of them)
+CACHE_SIZE = 1 << 15
+_clean_cached = lru_cache(maxsize=CACHE_SIZE)(_clean)
 _YEAR_AT_END = re.compile(r"[(\[]\s*\d{4}\s*[)\]]\s*$")
+_OPENERS = frozenset(open_[0] for open_, _ in _PAIRS)
+# A character that is neither str.isalnum() nor str.isspace() (\w is isalnum plus "_").
+_NOT_TEXT = re.compile(r"[^\w\s]|_")
 
 
 def _emphasized(text: str) -> tuple[str, str] | None:
     """("Heat", " (1995) - ...") when the item starts with a **bold**/*italic*/"quoted" span."""
+    if text[:1] not in _OPENERS:  # most items: no pair can open here
+        return None
     for _ in range(3):  # **"Heat"** nests
         for open_, close in _PAIRS:
             if not text.startswith(open_):
@@ -171,7 +188,7 @@ def _valid(title: str, alts: tuple[str, ...], prose: bool) -> tuple[str, tuple[s
     if words > (MAX_PROSE_WORDS if prose else MAX_TITLE_WORDS):
         return None
     # Junk (binary decoded as text): most characters neither letters, digits nor spaces.
-    if sum(ch.isalnum() or ch.isspace() for ch in title) < 0.6 * len(title):
+    if len(title) - len(_NOT_TEXT.findall(title)) < 0.6 * len(title):
         return None
     return title, alts
 
