@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -114,15 +113,6 @@ def test_accepts_a_parsed_answer_and_serializes(matcher):
 def test_k_must_be_positive():
     with pytest.raises(RecllmError, match="k must be"):
         ground("Heat", TitleMatcher(CATALOG), k=0)
-
-
-def test_grounding_is_fast_enough_for_the_pipeline():
-    m = TitleMatcher(CATALOG)
-    ground(LLAMA_ANSWER, m, k=10)
-    start = time.perf_counter()
-    for _ in range(300):
-        ground(LLAMA_ANSWER, m, k=10, history=["8"])
-    assert (time.perf_counter() - start) / 300 < 0.002  # well under 2 ms an answer
 
 
 # ---------------------------------------------------------------------------------- embedding

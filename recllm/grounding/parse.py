@@ -33,6 +33,8 @@ _LIST_ITEM = re.compile(
 )
 # "1. Heat 2. Fargo 3. Jumanji" on one line: markers preceded by a space, numbered 1, 2, 3 ...
 _INLINE_NUMBER = re.compile(r"(?:^|(?<=\s))(\d{1,2})[.)]\s+(?=\S)")
+# "1. 3. Heat": a second marker inside a numbered item (the model echoing a candidate's number).
+_INNER_NUMBER = re.compile(r"^\(?\d{1,3}[.)]\s+(?=\S)")
 _FENCE = re.compile(r"```[ \t]*([\w-]*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
 _TABLE_SEP = re.compile(r"^\s*\|?[\s:|-]+\|?\s*$")
 _TITLE_FIELDS = ("title", "name", "movie", "film", "book", "item", "product", "song", "album",
@@ -252,7 +254,9 @@ def _list_items(text: str) -> list[Item] | None:
         for part in _split_inline_numbers(line):
             m = _LIST_ITEM.match(part)
             if m:
-                found.append((len(m.group("indent").expandtabs(4)), m.group("bullet") is None, m.group("body")))
+                numbered = m.group("bullet") is None
+                body = _INNER_NUMBER.sub("", m.group("body"), count=1) if numbered else m.group("body")
+                found.append((len(m.group("indent").expandtabs(4)), numbered, body))
     if not found:
         return None
     numbered = any(n for _, n, _ in found)
