@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from recllm.data.schema import Catalog, RecDataset, UserCase
-from recllm.data.titles import split_title
+from recllm.data.build import make_catalog
+from recllm.data.schema import RecDataset, UserCase
 from recllm.errors import RecllmError
 from recllm.prompting.context import VARIABLES, build_context
 from recllm.prompting.registry import SUFFIXES, load_template, template_files
@@ -45,17 +45,13 @@ class CheckResult:
 
 def fixture() -> tuple[RecDataset, UserCase, list[str]]:
     """A tiny movie dataset, one user case (history 1..4, target 5) and candidates."""
-    rows = []
-    for item_id, (raw, genres) in FIXTURE_ITEMS.items():
-        parts = split_title(raw)
-        rows.append({"item_id": item_id, "title": parts.display, "raw_title": raw,
-                     "year": parts.year, "genres": genres, "description": None, "domain": "movie"})
-    table = pd.DataFrame(rows).set_index("item_id")
-    table["year"] = table["year"].astype("Int64")
+    catalog, _ = make_catalog(list(FIXTURE_ITEMS), [raw for raw, _ in FIXTURE_ITEMS.values()],
+                              where="recllm.prompting.check", domain="movie",
+                              genres=[genres for _, genres in FIXTURE_ITEMS.values()])
     inter = pd.DataFrame({"user_id": ["u"] * 5, "item_id": ["1", "2", "3", "4", "5"],
                           "timestamp": [881250949 + 86400 * i for i in range(5)],
                           "rating": [5.0, 4.0, float("nan"), 2.0, 5.0]})
-    dataset = RecDataset("check-fixture", inter, Catalog(table), domain="movie",
+    dataset = RecDataset("check-fixture", inter, catalog, domain="movie",
                          domain_plural="movies", source="recllm.prompting.check")
     case = UserCase("u", ("1", "2", "3", "4"), (5.0, 4.0, float("nan"), 2.0),
                     tuple(int(t) for t in inter["timestamp"][:4]), target="5",
