@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from recllm.commands._args import parse_assignment
+
 
 def _none(text: str) -> str | None:
     return None if text.lower() in ("none", "null", "") else text
@@ -53,10 +55,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Command-line flags as config keys (only the ones given)."""
-    import yaml
-
-    from recllm.errors import RecllmError
-
     out: dict[str, Any] = {}
     for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "workers", "output"):
         value = getattr(args, key, None)
@@ -79,10 +77,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["retry_failed"] = True
     for item, dest in [(s, "backend_options") for s in args.backend_option] + \
                       [(s, None) for s in args.set]:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RecllmError(f"expected KEY=VALUE, got {item!r}", where="--set/--backend-option")
-        parsed = yaml.safe_load(value) if value else None
+        key, parsed = parse_assignment(item, "--backend-option" if dest else "--set")
         if dest:
             out.setdefault(dest, {})[key] = parsed
         else:

@@ -5,11 +5,11 @@ template and a model actually do before running a full evaluation."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
 
+from recllm.commands._args import parse_assignment
 from recllm.commands._output import print_json
 from recllm.errors import RecllmError
 
@@ -61,13 +61,8 @@ def backend_options(args: argparse.Namespace) -> dict[str, Any]:
     if args.base_url is not None:
         opts["base_url"] = args.base_url
     for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise RecllmError(f"--option {item!r} is not KEY=VALUE")
-        try:
-            opts[key] = json.loads(value)
-        except json.JSONDecodeError:
-            opts[key] = value
+        key, value = parse_assignment(item, "--option")
+        opts[key] = value
     return opts
 
 
