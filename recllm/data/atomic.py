@@ -14,6 +14,7 @@ from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_int
 from recllm.data.options import LoadOptions
 from recllm.data.readers import (read_delimited, require_columns, require_ids, require_rows, to_number,
                                  to_timestamp)
+from recllm.data.schema import plural_noun
 from recllm.errors import RecllmError
 
 TITLE_FIELDS = ("title", "movie_title", "item_name", "name", "book_title")
@@ -81,7 +82,7 @@ def load_atomic(path: Path, options: LoadOptions) -> Loaded:
         domain = options.domain or "item"
         catalog, notes = make_catalog(ids, ids, where=str(inter_path), domain=domain)
         notes["catalog_from_ids"] = True
-    plural = options.domain_plural or _plural(domain)
+    plural = options.domain_plural or plural_noun(domain)
     loaded = Loaded(interactions, catalog, domain, plural, files, {"format": "atomic", **notes})
     return drop_unknown_items(loaded)
 
@@ -116,10 +117,3 @@ def _atomic_catalog(path: Path, options: LoadOptions, item_col: str):
 def _first(frame, names: tuple[str, ...]) -> str | None:
     return next((n for n in names if n in frame.columns), None)
 
-
-def _plural(noun: str) -> str:
-    if noun.endswith(("s", "x", "ch", "sh")):
-        return noun + "es"
-    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
-        return noun[:-1] + "ies"
-    return noun + "s"

@@ -15,6 +15,7 @@ from pathlib import Path
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
 from recllm.data.options import LoadOptions
 from recllm.data.readers import read_delimited, require_ids, to_number, to_timestamp
+from recllm.data.schema import plural_noun
 from recllm.errors import RecllmError
 
 # u.genre's order, used when u.genre is absent.
@@ -38,7 +39,7 @@ def load_movielens(folder: Path, options: LoadOptions) -> Loaded:
     loader = {"100k": _load_100k, "dat": _load_dat, "csv": _load_csv}[layout]
     loaded = loader(folder, options)
     loaded.domain = options.domain or "movie"
-    loaded.domain_plural = options.domain_plural or ("movies" if loaded.domain == "movie" else loaded.domain + "s")
+    loaded.domain_plural = options.domain_plural or plural_noun(loaded.domain)
     loaded.meta["format"] = f"movielens-{layout}"
     return drop_unknown_items(loaded)
 

@@ -38,6 +38,16 @@ class Catalog(Mapping[str, str]):
         return {"item_id": item_id, **{k: (None if _is_missing(v) else v) for k, v in row.items()}}
 
 
+def plural_noun(noun: str) -> str:
+    """English plural of a domain noun given without its plural ("movie" -> "movies",
+    "series" -> "series", "story" -> "stories", "box" -> "boxes")."""
+    if noun.endswith(("s", "x", "ch", "sh")):
+        return noun if noun.endswith("series") else noun + "es"
+    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
+        return noun[:-1] + "ies"
+    return noun + "s"
+
+
 def _is_missing(value: Any) -> bool:
     return value is None or (not isinstance(value, (list, tuple)) and pd.isna(value))
 

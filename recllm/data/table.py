@@ -20,13 +20,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recllm.data.atomic import _plural
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
 from recllm.data.detect import _suffix, is_jsonl
 from recllm.data.options import LoadOptions
 from recllm.data.readers import (read_delimited, read_jsonl, read_parquet, read_text, require_columns,
                                  require_rows,
                                  require_ids, to_number, to_timestamp)
+from recllm.data.schema import plural_noun
 from recllm.errors import RecllmError
 
 USER_COLS = ("user_id", "userId", "user", "uid", "reviewerID", "customer_id")
@@ -135,7 +135,7 @@ def load_table(path: Path, options: LoadOptions) -> Loaded:
         ids = pd.unique(interactions["item_id"]).tolist()
         catalog, notes = make_catalog(ids, ids, where=str(path), domain=domain)
         notes["catalog_from_ids"] = True
-    plural = options.domain_plural or _plural(domain)
+    plural = options.domain_plural or plural_noun(domain)
     return drop_unknown_items(Loaded(interactions, catalog, domain, plural, files, {**meta, **notes}))
 
 

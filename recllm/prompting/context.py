@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from recllm.data.schema import Catalog, RecDataset, UserCase
+from recllm.data.schema import Catalog, RecDataset, UserCase, plural_noun
 from recllm.errors import RecllmError
 
 VARIABLES: dict[str, str] = {
@@ -171,7 +171,7 @@ def build_context(
     shown = tuple(_placed(_item(items, c, dataset, "candidates"), i + 1)
                   for i, c in enumerate(candidates))
     target = domain or dataset.domain
-    plural = domain_plural or (dataset.domain_plural if domain is None else _plural(domain))
+    plural = domain_plural or (dataset.domain_plural if domain is None else plural_noun(domain))
     verb, verb_past = verbs_for(target)
     values = {
         "k": int(k), "domain": target, "domain_plural": plural, "verb": verb,
@@ -204,11 +204,3 @@ def _item(items: dict[str, PromptItem], item_id: str, dataset: RecDataset, where
         raise RecllmError(f"item {item_id!r} is not in the catalog of {dataset.name!r}", where=where,
                           hint="the interactions and the catalog disagree; reload the dataset") from None
 
-
-def _plural(noun: str) -> str:
-    """Naive English plural for an override given without its plural."""
-    if noun.endswith(("s", "x", "ch", "sh")):
-        return noun if noun.endswith("series") else noun + "es"
-    if noun.endswith("y") and noun[-2:-1] not in "aeiou":
-        return noun[:-1] + "ies"
-    return noun + "s"
