@@ -139,7 +139,7 @@ def json_summary(runs: Sequence[Run], ks: Sequence[int] = (1, 5, 10, 20)) -> lis
 
 def per_user(run_dir: Path, system: str | None, metric: str) -> tuple[str, dict[str, float]]:
     """One system's per-user values of `metric`, recomputed from samples.jsonl."""
-    from recllm.evaluate.metrics import ranking_metrics
+    from recllm.evaluate.metrics import ranking_metrics, relevant_items
 
     samples = rundir.read_jsonl(Path(run_dir) / rundir.SAMPLES)
     if not samples:
@@ -154,7 +154,7 @@ def per_user(run_dir: Path, system: str | None, metric: str) -> tuple[str, dict[
     if not k.isdigit():
         raise RecllmError(f"metric {metric!r} needs a cutoff, e.g. ndcg@10", where="--metric")
     ranked = [s["systems"][system]["ranked"] for s in samples]
-    rel = [set(s.get("targets") or [s["target"]]) for s in samples]
+    rel = [relevant_items(s) for s in samples]
     table = ranking_metrics(ranked, rel, [int(k)])
     if metric not in table:
         raise RecllmError(f"unknown metric {metric!r}",

@@ -105,7 +105,8 @@ class Baseline(ABC):
              candidates: Sequence[Sequence[str] | None] | None = None,
              exclude_history: bool = True) -> list[list[str]]:
         """Top-k item ids per user: over `candidates[u]` when given (in their shown order for
-        ties), else over every item the user has not seen in `history`."""
+        ties), else over every item the user has not seen (`case.seen`: the whole history
+        before the target, not only the window a prompt shows)."""
         out: list[list[str]] = []
         step = max(1, (1 << 22) // max(self.train.n_items, 1))  # bound the dense block's memory
         for start in range(0, len(cases), step):
@@ -125,7 +126,7 @@ class Baseline(ABC):
             return [cands[i] for i in order]
         s = scores.astype(float, copy=True)
         if exclude_history:
-            s[self.train.indices(case.history)] = -np.inf
+            s[self.train.indices(case.seen)] = -np.inf
         k_eff = min(k, len(s))
         top = np.argpartition(-s, k_eff - 1)[:k_eff] if k_eff < len(s) else np.arange(len(s))
         # Stable order among ties: by score, then item index.

@@ -96,6 +96,10 @@ class UserCase:
     `truncated` counts the oldest items cut by a history limit. `targets` holds every held-out
     item, `target` first (leave-one-out: just `target`; a temporal split: all items after the
     cutoff); it defaults to `(target,)`.
+
+    `history` is what a prompt may show (cut to the most recent `max_history`); `seen` is every
+    item the user interacted with before the target, cut or not: what may never be recommended,
+    counted as a repeat, or drawn as a negative. It defaults to the items of `history`.
     """
 
     user_id: str
@@ -106,7 +110,10 @@ class UserCase:
     target_timestamp: int
     truncated: int = 0
     targets: tuple[str, ...] = ()
+    seen: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         if not self.targets:
             object.__setattr__(self, "targets", (self.target,))
+        if not self.seen:
+            object.__setattr__(self, "seen", frozenset(self.history))

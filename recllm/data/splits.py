@@ -58,13 +58,15 @@ def _user_blocks(inter: pd.DataFrame):
 
 def _case(user, items, ratings, times, lo: int, hi: int, target: int, max_history: int | None,
           targets: tuple[str, ...] = ()) -> UserCase:
-    """History = rows [lo, hi), most recent `max_history` kept; target = row `target`."""
+    """History = rows [lo, hi), most recent `max_history` kept; seen = all of rows [lo, hi);
+    target = row `target`."""
     cut = max(0, hi - lo - max_history) if max_history is not None else 0
+    seen = frozenset(items[lo:hi].tolist())
     lo += cut
     return UserCase(
         user_id=str(user), history=tuple(items[lo:hi].tolist()), ratings=tuple(ratings[lo:hi].tolist()),
         timestamps=tuple(times[lo:hi].tolist()), target=str(items[target]),
-        target_timestamp=int(times[target]), truncated=cut, targets=targets,
+        target_timestamp=int(times[target]), truncated=cut, targets=targets, seen=seen,
     )
 
 

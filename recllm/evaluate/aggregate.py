@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from recllm.evaluate.metrics import coverage, ranking_metrics
+from recllm.evaluate.metrics import coverage, ranking_metrics, relevant_items
 from recllm.evaluate.stats import bootstrap_means, bootstrap_ratio
 
 # Validity counters every LLM answer carries (ints per user); rates are defined below.
@@ -75,7 +75,7 @@ def aggregate(samples: Sequence[dict[str, Any]], *, ks: Sequence[int], k: int,
     if not samples:
         return out
     n_items = max(int(s.get("n_items") or 0) for s in samples)
-    targets = [{s["target"]} for s in samples]
+    targets = [relevant_items(s) for s in samples]
     names = system_names(samples)
     llm_first = sorted(names, key=lambda n: samples[0]["systems"].get(n, {}).get("kind") != "llm")
     for name in llm_first:

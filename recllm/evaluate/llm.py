@@ -181,7 +181,7 @@ class LLMRecommender:
                 rec["error"] = result.error
                 rankings.append([])
                 continue
-            g = self.grounder.ground(result.text, k=self._k(showings[a]), history=case.history,
+            g = self.grounder.ground(result.text, k=self._k(showings[a]), history=case.seen,
                                      candidates=showings[a] or None,
                                      # candidates are ranked as shown (as the baselines do)
                                      exclude_history=self.cfg.exclude_history and not showings[a])

@@ -9,7 +9,8 @@ A list shorter than max_k is padded with False: a missing slot is never a hit.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -116,6 +117,15 @@ def ranking_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[Collecti
 
 
 SAMPLE_METRICS = ("hit", "ndcg", "mrr")
+
+
+def relevant_items(sample: Mapping[str, Any]) -> set[str]:
+    """The relevant items of one user (a UserCase or a samples.jsonl line): every held-out
+    target. The one definition the pipeline, results.json and reports all use."""
+    targets = sample.get("targets") if isinstance(sample, Mapping) else sample.targets
+    if targets:
+        return set(targets)
+    return {sample["target"] if isinstance(sample, Mapping) else sample.target}
 
 
 def user_metrics(ranked: Sequence[str], relevant: Collection[str], ks: Sequence[int],

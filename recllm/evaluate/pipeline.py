@@ -19,7 +19,7 @@ import numpy as np
 
 from recllm.data.schema import UserCase
 from recllm.evaluate.config import EvalConfig
-from recllm.evaluate.metrics import SAMPLE_METRICS, novelty, ranking_metrics
+from recllm.evaluate.metrics import SAMPLE_METRICS, novelty, ranking_metrics, relevant_items
 from recllm.evaluate.setup import Plan
 
 _STATE: dict[str, Any] = {}   # what forked workers inherit: cfg, plan, order, llm, pending
@@ -43,7 +43,7 @@ def score_records(cfg: EvalConfig, plan: Plan, batch: Sequence[UserCase], order:
         ranked = baseline.rank(list(batch), list_length(cfg), candidates=cand_lists,
                                exclude_history=cfg.exclude_history)
         systems.append((name, [{"kind": "baseline", "ranked": r} for r in ranked]))
-    relevant = [set(c.targets) for c in batch]
+    relevant = [relevant_items(c) for c in batch]
     counts, index, pct = plan.train.counts, plan.train.index, plan.percentiles
     for _, recs in systems:
         ranked = [r["ranked"] for r in recs]

@@ -109,10 +109,11 @@ class _NotEnough(Exception):
 
 
 def seen_items(case: UserCase, all_seen: dict[str, set[str]] | None) -> set[str]:
-    """Everything the user ever interacted with (whole dataset when known, else history+target)."""
+    """Everything the user ever interacted with (whole dataset when known, else everything
+    before the target, plus the targets)."""
     if all_seen is not None and case.user_id in all_seen:
         return all_seen[case.user_id]
-    return {*case.history, case.target}
+    return {*case.seen, *case.targets}
 
 
 def sampled_candidates(cases: Sequence[UserCase], sampler: NegativeSampler, seed: int,
