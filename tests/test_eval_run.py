@@ -205,3 +205,46 @@ def test_rescore_a_previous_run_from_its_samples(tmp_path, tiny_dataset):
                           backend_options={"path": str(a / "samples.jsonl")}),
                    dataset=tiny_dataset, log=lambda m: None)
     assert systems(a) == systems(b)
+
+
+class _PromptEcho:
+    """Answers each request with the catalog titles in an order that depends on its prompt, so
+    every re-ask (re-shuffled candidates) gets its own answer."""
+
+    name = "echo"
+
+    def __init__(self, titles):
+        self.titles = list(titles)
+
+    def identity(self):
+        return {"engine": "echo"}
+
+    def generate(self, requests):
+        import hashlib
+
+        from recllm.backends import GenerationResult
+        out = []
+        for r in requests:
+            h = int(hashlib.sha256(json.dumps(r.messages, default=str).encode()).hexdigest(), 16)
+            titles = self.titles[h % len(self.titles):] + self.titles[:h % len(self.titles)]
+            out.append(GenerationResult(["\n".join(f"{i + 1}. {t}" for i, t in enumerate(titles))]))
+        return out
+
+    def close(self):
+        pass
+
+
+def test_rescoring_a_reask_run_gives_every_ask_its_own_answer(tmp_path, tiny_dataset):
+    cfg = dict(protocol="candidates", negatives=3, bootstrap=2)
+    echo = _PromptEcho(tiny_dataset.catalog.table["raw_title"])
+    [a] = run_eval(config(tmp_path, output=str(tmp_path / "a"), **cfg), backend=echo,
+                   dataset=tiny_dataset, log=lambda m: None)
+    [b] = run_eval(config(tmp_path, output=str(tmp_path / "b"), **cfg,
+                          backend_options={"path": str(a / "samples.jsonl")}),
+                   dataset=tiny_dataset, log=lambda m: None)
+    first, again = read_jsonl(a / "samples.jsonl"), read_jsonl(b / "samples.jsonl")
+    assert any(len({tuple(x["ranked"]) for x in s["systems"]["scripted-test"]["asks"]}) > 1
+               for s in first)  # the asks really differ
+    for s, t in zip(first, again):
+        assert t["systems"]["scripted-test"]["asks"] == s["systems"]["scripted-test"]["asks"]
+        assert t["systems"]["scripted-test"]["ranked"] == s["systems"]["scripted-test"]["ranked"]

@@ -23,6 +23,12 @@ from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 
 KEY_FIELDS = ("key", "user_id", "user")
+
+
+def ask_key(user_id: str, ask: int) -> str:
+    """The request key of one ask: the user id for the first, "user#askN" for re-asks, so a
+    re-scored run gives every ask its own saved answer."""
+    return user_id if ask == 0 else f"{user_id}#ask{ask}"
 TEXT_FIELDS = ("texts", "output", "raw", "raw_output", "text")
 
 
@@ -57,7 +63,7 @@ class ScriptedBackend(Backend):
         results = []
         for request in requests:
             self.calls += 1
-            texts = self.answers.get(str(request.key)) if request.key is not None else None
+            texts = self._lookup(str(request.key)) if request.key is not None else None
             if texts is None and self.options.default is not None:
                 texts = [self.options.default]
             if texts is None:
@@ -67,6 +73,15 @@ class ScriptedBackend(Backend):
                 texts = [cut_at_stop(t, request.params.stop)[0] for t in texts]
             results.append(GenerationResult(list(texts), finish_reason="stop"))
         return results
+
+
+    def _lookup(self, key: str) -> list[str] | None:
+        """The answers saved for `key`; a re-ask with none of its own ("u#ask2") gets the
+        user's answer (inline answers given per user serve every ask)."""
+        if key in self.answers:
+            return self.answers[key]
+        user, sep, _ = key.rpartition("#ask")
+        return self.answers.get(user) if sep else None
 
 
 def load_answers(path: Path) -> dict[str, list[str]]:
@@ -89,8 +104,16 @@ def load_answers(path: Path) -> dict[str, list[str]]:
             key = next((row[f] for f in KEY_FIELDS if f in row), None)
             text = next((row[f] for f in TEXT_FIELDS if f in row), None)
             if text is None and isinstance(row.get("systems"), dict):  # a `recllm eval` sample
-                text = next((s.get("raw") for s in row["systems"].values()
-                             if isinstance(s, dict) and s.get("kind") == "llm"), None)
+                raw = next((s.get("raw") for s in row["systems"].values()
+                            if isinstance(s, dict) and s.get("kind") == "llm"), None)
+                if key is not None and isinstance(raw, list) and len(raw) > 1:
+                    # one answer per ask (re-asks with shuffled candidates), each its own key
+                    for ask, answer in enumerate(raw[1:], 1):
+                        if not isinstance(answer, str):
+                            raise RecllmError("answers must be strings", where=where)
+                        answers[ask_key(str(key), ask)] = [answer]
+                    raw = raw[:1]
+                text = raw
             if key is None or text is None:
                 raise RecllmError(f"a line needs one of {KEY_FIELDS} and one of {TEXT_FIELDS}", where=where)
             texts = text if isinstance(text, list) else [text]

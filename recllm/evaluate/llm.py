@@ -17,6 +17,7 @@ from recllm.data.schema import RecDataset, UserCase
 from recllm.errors import RecllmError
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.grounder import Grounder
+from recllm.backends.scripted import ask_key
 from recllm.evaluate.protocols import CandidateSet, merge_rankings, shuffled
 
 
@@ -113,7 +114,7 @@ class LLMRecommender:
                 "prompt": list(first.messages) if first.messages is not None else first.prompt,
                 "history_used": first.history_used, "history_cut": first.history_cut}
             for a, r in enumerate(rendered):
-                prep.requests.append(r.to_request(self.params, key=case.user_id))
+                prep.requests.append(r.to_request(self.params, key=ask_key(case.user_id, a)))
                 prep.slots.append((u, a))
         prep.seconds = time.perf_counter() - t0
         return prep
