@@ -204,7 +204,13 @@ def test_rescore_a_previous_run_from_its_samples(tmp_path, tiny_dataset):
     [b] = run_eval(config(tmp_path, output=str(tmp_path / "b"),
                           backend_options={"path": str(a / "samples.jsonl")}),
                    dataset=tiny_dataset, log=lambda m: None)
-    assert systems(a) == systems(b)
+    first, again = systems(a), systems(b)
+    # labelled by what served the answers, not the configured default model
+    assert list(again) == ["scripted-test (rescored)", "random", "popularity", "itemknn"]
+    assert again.pop("scripted-test (rescored)") == first.pop("scripted-test")
+    assert first == again
+    assert json.loads((b / "results.json").read_text())["model"]["model"] == \
+        "scripted-test (rescored)"
 
 
 class _PromptEcho:
@@ -246,5 +252,16 @@ def test_rescoring_a_reask_run_gives_every_ask_its_own_answer(tmp_path, tiny_dat
     assert any(len({tuple(x["ranked"]) for x in s["systems"]["scripted-test"]["asks"]}) > 1
                for s in first)  # the asks really differ
     for s, t in zip(first, again):
-        assert t["systems"]["scripted-test"]["asks"] == s["systems"]["scripted-test"]["asks"]
-        assert t["systems"]["scripted-test"]["ranked"] == s["systems"]["scripted-test"]["ranked"]
+        mine, theirs = s["systems"]["scripted-test"], t["systems"]["scripted-test (rescored)"]
+        assert theirs["asks"] == mine["asks"] and theirs["ranked"] == mine["ranked"]
+
+
+def test_replayed_answers_are_not_labelled_as_the_default_model(tmp_path):
+    from recllm.evaluate.llm import system_label
+
+    answers = tmp_path / "answers.jsonl"
+    answers.write_text('{"key": "u1", "output": "Heat"}\n')
+    cfg = EvalConfig(backend="scripted", backend_options={"path": str(answers)})
+    assert system_label(cfg) == "scripted:answers.jsonl"
+    assert system_label(cfg.model_copy(update={"model": "gpt-4o"})) == "gpt-4o"
+    assert system_label(EvalConfig()) == "smollm2-135m-instruct"

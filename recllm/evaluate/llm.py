@@ -76,7 +76,7 @@ class LLMRecommender:
         self.started = False  # a backend exception before any success is a setup error
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self.cfg.model, "backend": self.backend.identity(),
+        return {"model": system_label(self.cfg), "backend": self.backend.identity(),
                 "template": self.template.name, "template_hash": self.template.sha256,
                 "template_mode": self.template.header.mode}
 
@@ -205,6 +205,27 @@ class LLMRecommender:
 
     def close(self) -> None:
         self.backend.close()
+
+
+def system_label(cfg: EvalConfig) -> str:
+    """The LLM's name in samples, tables and results.json: the configured model, except for
+    answers replayed by the scripted backend, which are labelled by what served them: a
+    previous run's model + " (rescored)", else the model named in the config, else the file."""
+    if cfg.backend != "scripted" or not cfg.backend_options.get("path"):
+        return str(cfg.model)
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(str(cfg.backend_options["path"]))
+    source = path.parent / "config.yaml"
+    try:
+        model = (yaml.safe_load(source.read_text(encoding="utf-8")) or {}).get("model")
+    except (OSError, yaml.YAMLError, AttributeError):
+        model = None
+    if isinstance(model, str) and model:
+        return f"{model} (rescored)"
+    return str(cfg.model) if "model" in cfg.model_fields_set else f"scripted:{path.name}"
 
 
 def make_backend(cfg: EvalConfig):

@@ -31,13 +31,13 @@ def list_length(cfg: EvalConfig) -> int:
 
 
 def score_records(cfg: EvalConfig, plan: Plan, batch: Sequence[UserCase], order: dict[str, int],
-                  llm_records: list[dict[str, Any]] | None) -> list[str]:
+                  llm_records: list[dict[str, Any]] | None, label: str | None = None) -> list[str]:
     """Sample lines (JSON) for a batch: the LLM's records plus every baseline's list, with
     per-user metrics computed for the whole batch at once."""
     cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates else [None] * len(batch)
     systems: list[tuple[str, list[dict[str, Any]]]] = []
     if llm_records is not None:
-        systems.append((str(cfg.model), llm_records))
+        systems.append((label or str(cfg.model), llm_records))
     cand_lists = [list(c.items) for c in cands] if plan.candidates else None
     for name, baseline in plan.baselines.items():
         ranked = baseline.rank(list(batch), list_length(cfg), candidates=cand_lists,
@@ -88,7 +88,7 @@ def _finish(lo: int, hi: int, prep, results) -> tuple[list[str], float]:
     batch = st["pending"][lo:hi]
     t0 = time.perf_counter()
     records = st["llm"].finish(batch, prep, results) if st["llm"] is not None else None
-    return score_records(st["cfg"], st["plan"], batch, st["order"], records), \
+    return score_records(st["cfg"], st["plan"], batch, st["order"], records, st["label"]), \
         time.perf_counter() - t0
 
 
@@ -97,7 +97,9 @@ class Pipeline:
 
     def __init__(self, cfg: EvalConfig, plan: Plan, order: dict[str, int], llm,
                  pending: list[UserCase], workers: int = 1):
-        _STATE.update(cfg=cfg, plan=plan, order=order, llm=llm, pending=pending)
+        from recllm.evaluate.llm import system_label
+        _STATE.update(cfg=cfg, plan=plan, order=order, llm=llm, pending=pending,
+                      label=system_label(cfg))
         self.llm, self.pool, self.workers = llm, None, max(1, workers)
         if self.workers > 1 and len(pending) > 1:
             try:
