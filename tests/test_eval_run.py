@@ -265,3 +265,29 @@ def test_replayed_answers_are_not_labelled_as_the_default_model(tmp_path):
     assert system_label(cfg) == "scripted:answers.jsonl"
     assert system_label(cfg.model_copy(update={"model": "gpt-4o"})) == "gpt-4o"
     assert system_label(EvalConfig()) == "smollm2-135m-instruct"
+
+
+def test_resume_refuses_changed_data_or_weights(tmp_path, tiny_dataset):
+    from conftest import HISTORIES, make_dataset
+
+    cfg = config(tmp_path, limit=2)
+    run_eval(cfg, dataset=tiny_dataset, log=lambda m: None)
+    changed = {**HISTORIES, "u4": [("2", 1, 5), ("3", 2, 4), ("9", 3, 4)]}
+    with pytest.raises(RecllmError, match="the dataset changed since this run started"):
+        run_eval(cfg, resume=True, dataset=make_dataset(changed), log=lambda m: None)
+
+    class Retrained(_PromptEcho):
+        def identity(self):
+            return {"engine": "echo", "revision": "fine-tuned-in-place"}
+
+    echo = _PromptEcho(tiny_dataset.catalog.table["raw_title"])
+    run_eval(cfg.model_copy(update={"output": str(tmp_path / "w")}), backend=echo,
+             dataset=tiny_dataset, log=lambda m: None)
+    with pytest.raises(RecllmError, match=r"model changed.*backend.revision: None -> 'fine-tuned"):
+        run_eval(cfg.model_copy(update={"output": str(tmp_path / "w"), "limit": None}),
+                 resume=True, backend=Retrained(echo.titles), dataset=tiny_dataset,
+                 log=lambda m: None)
+    # same data, same engine: resuming finishes the run
+    [done] = run_eval(cfg.model_copy(update={"limit": None}), resume=True,
+                      dataset=tiny_dataset, log=lambda m: None)
+    assert len(read_jsonl(done / "samples.jsonl")) == 4

@@ -59,6 +59,11 @@ class ScriptedBackend(Backend):
     def identity(self) -> dict[str, Any]:
         return {"engine": self.name, "model": self.options.path or "inline", "revision": self._revision}
 
+    def fingerprint(self) -> dict[str, Any]:
+        """Identity for resuming: the answers' source, not their content (a second batch of
+        answers for the users that failed continues the same run)."""
+        return {"engine": self.name, "model": self.options.path or "inline"}
+
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         results = []
         for request in requests:

@@ -70,6 +70,17 @@ class RecDataset:
     source: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex, 16 chars) of the interactions and the catalog's titles: what a resumed
+        run checks so that it never mixes answers computed on two versions of the data."""
+        import hashlib
+
+        h = hashlib.sha256()
+        cols = list(INTERACTION_COLUMNS)
+        h.update(pd.util.hash_pandas_object(self.interactions[cols], index=False).to_numpy().tobytes())
+        h.update(pd.util.hash_pandas_object(self.catalog.table["title"], index=True).to_numpy().tobytes())
+        return h.hexdigest()[:16]
+
     def stats(self) -> dict[str, Any]:
         inter = self.interactions
         users, items = inter["user_id"].nunique(), inter["item_id"].nunique()

@@ -80,6 +80,12 @@ class LLMRecommender:
                 "template": self.template.name, "template_hash": self.template.sha256,
                 "template_mode": self.template.header.mode}
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What a resumed run must share with the one it continues: the identity, except that
+        a backend replaying saved answers (`fingerprint()`) is the same source as it grows."""
+        own = getattr(self.backend, "fingerprint", None)
+        return {**self.identity(), "backend": own() if own else self.backend.identity()}
+
     def _render(self, case: UserCase, candidates: Sequence[str]):
         from recllm.prompting import render_prompt
 

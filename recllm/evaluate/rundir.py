@@ -23,6 +23,7 @@ import yaml
 from recllm.errors import RecllmError
 
 CONFIG, SAMPLES, RESULTS, EVENTS = "config.yaml", "samples.jsonl", "results.json", "events.jsonl"
+FINGERPRINT = "fingerprint.json"
 
 
 def read_jsonl(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
@@ -99,6 +100,34 @@ def prepare(run_dir: Path, config_yaml: str, config_hash: str, resume: bool) -> 
     tmp.write_text(config_yaml + yaml.safe_dump({"_meta": {"config_hash": config_hash}}),
                    encoding="utf-8")
     os.replace(tmp, cfg)
+
+
+def check_fingerprint(run_dir: Path, what: str, value: Any, *, has_samples: bool) -> None:
+    """Refuse to add to samples made from other data or another model: `value` (the dataset's
+    fingerprint, the model's identity) must equal what the run recorded when it started.
+    The first session (or a run made before fingerprints existed) records it."""
+    path = run_dir / FINGERPRINT
+    try:
+        recorded = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    except ValueError:
+        recorded = {}
+    value = json.loads(json.dumps(value, default=str))  # compare as it is stored
+    if has_samples and what in recorded and recorded[what] != value:
+        raise RecllmError(f"the {what} changed since this run started: {_changed(recorded[what], value)}",
+                          where=str(run_dir), hint="resume with the same data and model, or pass "
+                          "--output NEW_DIR to start over")
+    if recorded.get(what) != value:
+        write_json_atomic(path, {**recorded, what: value})
+
+
+def _changed(old: Any, new: Any, path: str = "") -> str:
+    """The first difference between two JSON values, as 'field: old -> new'."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if old.get(key) != new.get(key):
+                return _changed(old.get(key), new.get(key), f"{path}{key}.")
+    where = path.rstrip(".") or "fingerprint"
+    return f"{where}: {old!r} -> {new!r}"
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:

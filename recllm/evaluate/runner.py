@@ -66,6 +66,9 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
     rundir.prepare(run_dir, cfg.to_yaml(), cfg.hash(), resume)
     samples_path = run_dir / rundir.SAMPLES
     done = rundir.read_jsonl(samples_path, repair=True)
+    plan = build_plan(cfg, log=log, dataset=dataset)
+    t_plan = time.perf_counter()
+    rundir.check_fingerprint(run_dir, "dataset", plan.dataset.fingerprint(), has_samples=bool(done))
     if done and cfg.retry_failed:
         kept = [s for s in done if not any((r or {}).get("error") for r in s["systems"].values())]
         if len(kept) < len(done):
@@ -73,8 +76,6 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
             _rewrite(samples_path, kept)
             done = kept
     finished = {s["user"] for s in done}
-    plan = build_plan(cfg, log=log, dataset=dataset)
-    t_plan = time.perf_counter()
     order = {c.user_id: i for i, c in enumerate(plan.cases)}
     stale = finished - set(order)
     if stale:
@@ -90,6 +91,7 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
         from recllm.evaluate.llm import LLMRecommender
         llm = LLMRecommender(cfg, plan.dataset, backend=backend,
                              popularity={k: float(v) for k, v in plan.train.count_of().items()})
+        rundir.check_fingerprint(run_dir, "model", llm.fingerprint(), has_samples=bool(done))
     from recllm.evaluate.llm import BatchStats
     from recllm.evaluate.pipeline import Pipeline
     stats = BatchStats()
