@@ -12,10 +12,11 @@ when it ends in "key"/"token" (api_key, hf_token, x-api-key, apiKey); "max_token
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 SECRET_WORDS = {"password", "passwd", "pwd", "secret", "credential", "credentials", "auth",
@@ -62,6 +63,9 @@ def url_secrets(url: str) -> list[str]:
     try:
         parts = urlsplit(url)
         found = [p for p in (parts.username, parts.password) if p]
+        if found:  # httpx sends userinfo as Basic auth, which a server may quote back
+            basic = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}"
+            found.append(base64.b64encode(basic.encode()).decode())
         found += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if is_secret_key(k) and v]
     except ValueError:
         return []
@@ -112,10 +116,16 @@ def _strings(obj: Any) -> list[str]:
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     """`text` with every URL's credentials masked and each known secret (4+ characters, so a
     stray 'a' does not blank the text) replaced by ***."""
-    text = URL.sub(lambda m: redact_url(m.group(0)), text)
+    text = URL.sub(_redact_match, text)
     for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
         text = text.replace(secret, MASK)
         encoded = quote(secret, safe="")
         if encoded != secret:
             text = text.replace(encoded, MASK)
     return text
+
+
+def _redact_match(match: re.Match) -> str:
+    url = match.group(0)
+    bare = url.rstrip(".,:;!?")  # "from https://h/v1: ..." -- the colon ends the sentence, not the URL
+    return redact_url(bare) + url[len(bare):]

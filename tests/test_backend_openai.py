@@ -15,12 +15,24 @@ from recllm.backends import GenerationRequest, SamplingParams, get_backend
 from recllm.errors import RecllmError
 
 
+# Valid JSON, wrong shape (or a body that cannot be decoded): each must be that request's error.
+MALFORMED = {
+    "nullchoice": (b'{"choices": [null]}', None),
+    "strchoice": (b'{"choices": ["x"]}', None),
+    "strmessage": (b'{"choices": [{"message": "hello"}]}', None),
+    "strusage": (b'{"choices": [{"message": {"content": "ok"}}], "usage": "lots"}', None),
+    "listreply": (b'[1, 2]', None),
+    "badgzip": (b'{"choices": [{"message": {"content": "ok"}}]}', {"content-encoding": "gzip"}),
+}
+
+
 class FakeServer:
     """Serves queued actions in order; once the queue is empty every call succeeds."""
 
     def __init__(self):
         self.actions: list[str] = []
         self.bodies: list[dict] = []
+        self.paths: list[str] = []
         self.lock = threading.Lock()
         outer = self
 
@@ -32,6 +44,7 @@ class FakeServer:
                 body = json.loads(self.rfile.read(int(self.headers["content-length"])))
                 with outer.lock:
                     outer.bodies.append(body)
+                    outer.paths.append(self.path)
                     action = outer.actions.pop(0) if outer.actions else "ok"
                 if action == "drop":
                     self.close_connection = True
@@ -40,12 +53,20 @@ class FakeServer:
                     time.sleep(1.5)
                 if action.isdigit():
                     return self.reply(int(action), b'{"error": "busy"}', {"Retry-After": "0"})
+                if action == "echo":  # a server that quotes the credentials it got back at you
+                    text = f"bad key {self.headers.get('authorization')} for {self.path}"
+                    return self.reply(401, text.encode())
                 if action == "garbage":
                     return self.reply(200, b"<html>502 proxy error</html>")
                 if action == "nochoices":
                     return self.reply(200, b'{"id": "x", "choices": []}')
                 if action == "nocontent":
                     return self.reply(200, json.dumps({"choices": [{"message": {"role": "assistant"}}]}).encode())
+                if action in MALFORMED:
+                    payload, headers = MALFORMED[action]
+                    return self.reply(200, payload, headers)
+                if action.startswith("trickle"):
+                    return self.trickle(head=action == "trickle-head")
                 n = body.get("n", 1) if action != "one" else 1
                 prompt = body["messages"][-1]["content"] if "messages" in body else body["prompt"]
                 text = "" if action == "empty" else f"echo {prompt} STOP tail"
@@ -54,6 +75,23 @@ class FakeServer:
                 out = {"choices": [choice | {"index": i, "finish_reason": "stop"} for i in range(n)],
                        "usage": {"prompt_tokens": 5, "completion_tokens": 4}}
                 self.reply(200, json.dumps(out).encode())
+
+            def trickle(self, head):
+                """One byte every 0.2 s (of the whole reply, or of its body), 3 s in all."""
+                payload = json.dumps({"choices": [{"message": {"content": "late"}}]}).encode()
+                text = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+                        + str(len(payload)).encode() + b"\r\n\r\n")
+                if not head:
+                    self.wfile.write(text)
+                    self.wfile.flush()
+                try:
+                    for byte in ((text if head else b"") + payload)[:15]:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except OSError:  # the client gave up and closed the connection
+                    pass
+                self.close_connection = True
 
             def reply(self, status, payload, headers=None):
                 self.send_response(status)
@@ -152,12 +190,31 @@ def test_dropped_connection_is_retried(server):
 
 
 @pytest.mark.parametrize("action, message", [
-    ("garbage", "invalid JSON"), ("nochoices", "no choices"), ("nocontent", "lacks message.content")])
+    ("garbage", "invalid JSON"), ("nochoices", "choices: List should have at least 1 item"),
+    ("nocontent", "choices.0.message.content: Field required"),
+    ("nullchoice", "choices.0: Input should be a valid dictionary"),
+    ("strchoice", "choices.0: Input should be a valid dictionary"),
+    ("strmessage", "choices.0.message: Input should be a valid dictionary"),
+    ("strusage", "usage: Input should be a valid dictionary"),
+    ("listreply", "reply: Input should be a valid dictionary"),
+    ("badgzip", "cannot be decoded")])
 def test_garbage_answers_are_recorded_and_others_go_on(server, action, message):
     server.actions = [action]
     out = backend(server, concurrency=1).generate([chat("first"), chat("second")])
-    assert message in out[0].error and out[0].texts == []
+    assert message in out[0].error and out[0].texts == [] and "\n" not in out[0].error
     assert out[1].text.startswith("echo second")
+    assert len(server.bodies) == 2  # a malformed reply is not asked again within the run
+
+
+@pytest.mark.parametrize("head, timeout", [(False, 1.0), (True, 0.5)])
+def test_a_trickling_server_is_cut_at_the_attempt_deadline(server, head, timeout):
+    """httpx's timeouts are per read: one byte every 0.2 s never trips them. The attempt's
+    total deadline does, whether the headers or the body trickle."""
+    server.actions = ["trickle-head" if head else "trickle-body"]
+    started = time.perf_counter()
+    out = backend(server, timeout=timeout, max_retries=0).generate([chat("hi")])
+    assert time.perf_counter() - started < timeout + 0.5
+    assert f"within {timeout:g}s" in out[0].error
 
 
 def test_refused_connection(server):
@@ -199,3 +256,58 @@ def test_empty_answer_is_an_empty_text_not_a_crash(server):
     server.actions = ["empty"]
     out = backend(server).generate([chat("hi")])
     assert out[0].error is None and out[0].texts == [""] and out[0].finish_reason == "stop"
+
+
+SECRETS = ("pw-secret-1", "qk-secret-2", "sk-secret-3", "tk-secret-4",
+           "Ym9iOnB3LXNlY3JldC0x")  # the last: bob:pw-secret-1 as httpx's Basic auth header
+
+
+def secret_backend(server, **kw):
+    host = server.url.split("//")[1]
+    return backend(server, base_url=f"http://bob:pw-secret-1@{host}?api-version=2&api-key=qk-secret-2",
+                   api_key="sk-secret-3", extra_body={"metadata": {"token": "tk-secret-4"}, "top_k": 5}, **kw)
+
+
+def test_credentials_stay_out_of_identity_cache_and_errors(server, tmp_path):
+    from recllm.cache import CachedBackend
+
+    b = secret_backend(server)
+    ident = json.dumps(b.identity())
+    assert not any(s in ident for s in SECRETS)
+    assert "127.0.0.1" in ident and "/v1" in ident and '"top_k": 5' in ident  # host, path, settings kept
+    cached = CachedBackend(b, tmp_path / "c.sqlite")
+    assert cached.generate([chat("hi")])[0].error is None
+    assert server.paths[-1] == "/v1/chat/completions?api-version=2&api-key=qk-secret-2"  # query kept
+    assert server.bodies[-1]["metadata"] == {"token": "tk-secret-4"}  # sent, only never shown
+    cached.close()
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert not any(s.encode() in stored for s in SECRETS)
+    server.actions = ["echo"]
+    error = secret_backend(server).generate([chat("again")])[0].error
+    assert "HTTP 401" in error and not any(s in error for s in SECRETS), error
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    refused = get_backend("openai", model="m", base_url=f"http://u:pw-secret-1@127.0.0.1:{port}/v1",
+                          max_retries=0).generate([chat("x")])[0].error
+    assert "cannot connect" in refused and "pw-secret-1" not in refused
+
+
+def test_no_key_error_does_not_print_the_url_credentials(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(RecllmError) as info:
+        get_backend("openai", model="m", base_url="https://api.example.com/v1?key=qk-secret-2")
+    assert "qk-secret-2" not in str(info.value) and "api.example.com" in str(info.value)
+
+
+def test_identity_keys_every_setting_that_changes_answers(server):
+    plain = backend(server).identity()
+    assert plain == {"engine": "openai", "model": "m", "base_url": server.url, "revision": None}  # as before
+    variants = [backend(server, extra_body={"top_k": 5}).identity(),
+                backend(server, extra_body={"top_k": 6}).identity(),
+                backend(server, structured_format="openai").identity(),
+                backend(server, revision="ft-2").identity(),
+                backend(server, model="m2").identity()]
+    assert len({json.dumps(v, sort_keys=True) for v in [plain, *variants]}) == 6
+    # Two keys that give the same answers may share the cache.
+    assert backend(server, api_key="k-one").identity() == backend(server, api_key="k-two").identity()

@@ -43,9 +43,9 @@ def test_redact_is_a_deep_copy():
 
 def test_redact_text_masks_known_secrets_and_urls():
     secrets = secret_values({"api_key": "sk-live-1234", "base_url": "https://u:pw99@h/v1?key=qq11"})
-    assert set(secrets) == {"sk-live-1234", "u", "pw99", "qq11"}
+    assert set(secrets) == {"sk-live-1234", "u", "pw99", "qq11", "dTpwdzk5"}  # the last: Basic u:pw99
     text = "HTTP 401 from https://u:pw99@h/v1/chat?key=qq11: bad key sk-live-1234 (pw99)"
     out = redact_text(text, secrets)
     assert "sk-live-1234" not in out and "pw99" not in out and "qq11" not in out
-    assert out.startswith("HTTP 401 from https://***@h/v1/chat?key=***") and "(***)" in out
+    assert out.startswith("HTTP 401 from https://***@h/v1/chat?key=***: bad key ***") and "(***)" in out
     assert redact_text("a cat", ["a"]) == "a cat"  # too short to be a secret worth masking
