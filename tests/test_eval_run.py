@@ -291,3 +291,15 @@ def test_resume_refuses_changed_data_or_weights(tmp_path, tiny_dataset):
     [done] = run_eval(cfg.model_copy(update={"limit": None}), resume=True,
                       dataset=tiny_dataset, log=lambda m: None)
     assert len(read_jsonl(done / "samples.jsonl")) == 4
+
+
+def test_torn_events_line_is_repaired_on_resume(tmp_path, tiny_dataset):
+    cfg = config(tmp_path, limit=2)
+    [run] = run_eval(cfg, dataset=tiny_dataset, log=lambda m: None)
+    with open(run / "events.jsonl", "a") as fh:
+        fh.write('{"users": 2, "seco')          # killed mid-write
+    [run] = run_eval(cfg.model_copy(update={"limit": None}), resume=True, dataset=tiny_dataset,
+                     log=lambda m: None)
+    events = read_jsonl(run / "events.jsonl")   # every line whole again
+    assert (run / "events.jsonl").read_text().endswith("\n") and events
+    assert json.loads((run / "results.json").read_text())["users"]["evaluated"] == 4

@@ -51,11 +51,32 @@ def read_jsonl(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
     return records
 
 
+def cut_torn_tail(path: Path) -> None:
+    """Cut a final line left without its newline (a crash mid-write), so the next append
+    starts on a line of its own instead of gluing onto the fragment."""
+    if not path.exists():
+        return
+    with open(path, "r+b") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if not size:
+            return
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        data = fh.read()
+        fh.truncate(data.rfind(b"\n") + 1)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class JsonlAppender:
-    """Appends records and makes them durable (flush + fsync) per `write` call."""
+    """Appends records and makes them durable (flush + fsync) per `write` call; a torn last
+    line from an earlier crash is cut first."""
 
     def __init__(self, path: Path):
         self.path = path
+        cut_torn_tail(path)
         self.fh = open(path, "a", encoding="utf-8")
 
     def write(self, records: Iterable[dict[str, Any]]) -> None:
