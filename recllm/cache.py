@@ -5,6 +5,10 @@ revision, dtype ...), the rendered messages or prompt, the sampling parameters a
 structured-output constraint. Sampled answers (temperature > 0) are cached only with a fixed
 seed: without one a repeat call is meant to differ. The database runs in WAL mode and every
 write is its own commit, so a run killed mid-way loses nothing it already wrote.
+
+A damaged database file (SQLite says "malformed" or "not a database") is moved aside with a
+one-line warning and an empty cache takes its place; a row that does not decode to a
+GenerationResult is a miss (the fresh answer overwrites it). Neither stops a run.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import sqlite3
+import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from recllm import paths
 from recllm.backends.base import PENALTY_DEFAULTS, Backend, GenerationRequest, GenerationResult, SamplingParams
@@ -67,30 +75,86 @@ def cacheable(request: GenerationRequest) -> bool:
     return request.params.greedy or request.params.seed is not None
 
 
+DAMAGED = {11, 26}  # SQLite's primary codes SQLITE_CORRUPT and SQLITE_NOTADB
+_RESULT = TypeAdapter(GenerationResult)  # checks a stored row's fields and their types
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether an sqlite3 error means the file itself is broken (not busy, locked or full)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.DatabaseError) and code is not None and code & 0xFF in DAMAGED
+
+
 class ResponseCache:
     """key -> GenerationResult in one SQLite file; safe to share between threads of one process."""
 
-    def __init__(self, path: str | Path | None = None):
+    def __init__(self, path: str | Path | None = None, *, log: Callable[[str], None] | None = None):
         self.path = Path(path) if path else default_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log or (lambda message: print(message, file=sys.stderr))
+        self.bad_rows = 0  # rows that did not decode: served as misses
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a killed process
-        self._db.execute("PRAGMA busy_timeout=10000")  # two runs sharing the cache wait, not fail
-        self._db.execute(SCHEMA)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            if not damaged(exc):
+                raise
+            self._set_aside(exc)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a killed process
+            db.execute("PRAGMA busy_timeout=10000")  # two runs sharing the cache wait, not fail
+            db.execute(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, exc: BaseException) -> None:
+        """Move the damaged file (and its WAL) aside, say so in one line, start an empty cache."""
+        if getattr(self, "_db", None) is not None:
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            if Path(f"{self.path}{suffix}").exists():
+                os.replace(f"{self.path}{suffix}", f"{aside}{suffix}")
+        self.log(f"warning: response cache {self.path} is damaged ({exc}); moved it to {aside.name} "
+                 "and started an empty cache (answers will be asked again)")
+        self._db = self._connect()
+
+    def _run(self, operation: Callable[[sqlite3.Connection], Any]) -> Any:
+        """`operation(db)` under the lock; on a damaged file, once more on a fresh one."""
+        with self._lock:
+            try:
+                return operation(self._db)
+            except sqlite3.DatabaseError as exc:
+                if not damaged(exc):
+                    raise
+                self._set_aside(exc)
+                return operation(self._db)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, GenerationResult]:
-        found: dict[str, GenerationResult] = {}
         unique = list(dict.fromkeys(keys))
-        with self._lock:
+
+        def read(db: sqlite3.Connection) -> dict[str, GenerationResult]:
+            found: dict[str, GenerationResult] = {}
             for start in range(0, len(unique), 500):  # SQLite's bound-variable limit
                 chunk = unique[start:start + 500]
                 marks = ",".join("?" * len(chunk))
-                for key, result in self._db.execute(
-                        f"SELECT key, result FROM responses WHERE key IN ({marks})", chunk):
-                    found[key] = GenerationResult(**json.loads(result))
-        return found
+                for key, result in db.execute(f"SELECT key, result FROM responses WHERE key IN ({marks})", chunk):
+                    try:
+                        found[key] = _RESULT.validate_json(result)
+                    except (ValidationError, ValueError, TypeError):  # a bad row is a miss
+                        self.bad_rows += 1
+            return found
+
+        return self._run(read)
 
     def put(self, key: str, identity: dict[str, Any], request: GenerationRequest,
             result: GenerationResult) -> None:
@@ -98,19 +162,16 @@ class ResponseCache:
         req = {"messages": [dict(m) for m in request.messages] if request.messages is not None else None,
                "prompt": request.prompt, "params": params_record(request.params),
                "structured": request.structured}
-        with self._lock:  # autocommit mode: each INSERT is its own transaction
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
-                (key, str(identity.get("engine")), str(identity.get("model")),
-                 json.dumps(req, ensure_ascii=False), json.dumps(record, ensure_ascii=False), time.time()))
+        row = (key, str(identity.get("engine")), str(identity.get("model")),
+               json.dumps(req, ensure_ascii=False), json.dumps(record, ensure_ascii=False), time.time())
+        # autocommit mode: each INSERT is its own transaction
+        self._run(lambda db: db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row))
 
     def __len__(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+        return self._run(lambda db: db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def clear(self) -> int:
-        with self._lock:
-            return self._db.execute("DELETE FROM responses").rowcount
+        return self._run(lambda db: db.execute("DELETE FROM responses").rowcount)
 
     def close(self) -> None:
         with self._lock:

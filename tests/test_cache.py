@@ -184,3 +184,67 @@ def test_openai_identity_holds_no_secret():
                           extra_body={"user_token": "tk-hidden-4"})
     blob = json.dumps(backend.identity())
     assert "api.example.com/v1" in blob and not any(f"hidden-{i}" in blob for i in range(1, 5))
+
+
+def _damage_pages(path, first_page=2, pages=4, size=4096):
+    data = bytearray(path.read_bytes())
+    data[first_page * size:(first_page + pages) * size] = b"Z" * (pages * size)
+    path.write_bytes(bytes(data))
+
+
+def test_a_file_that_is_not_a_database_is_moved_aside(tmp_path):
+    path = tmp_path / "c.sqlite"
+    path.write_bytes(b"this is not a database " * 200)
+    said = []
+    inner = CountingBackend()
+    backend = CachedBackend(inner, ResponseCache(path, log=said.append))
+    assert [r.text for r in backend.generate(prompts("a"))] == ["answer to a"]
+    assert len(said) == 1 and "damaged" in said[0] and "\n" not in said[0]
+    [aside] = [p for p in tmp_path.iterdir() if ".damaged-" in p.name]
+    assert aside.read_bytes().startswith(b"this is not a database")
+    assert CachedBackend(inner, path).generate(prompts("a"))[0].cached  # the new file works
+
+
+def test_a_malformed_database_is_moved_aside_mid_run(tmp_path):
+    """SQLite reports 'database disk image is malformed' only when it reads a bad page."""
+    path = tmp_path / "c.sqlite"
+    texts = [f"prompt {i} " + "x" * 300 for i in range(200)]
+    CachedBackend(CountingBackend(), path).generate(prompts(*texts))
+    cache = ResponseCache(path)
+    cache._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every row into the main file
+    cache.close()
+    _damage_pages(path)
+    said = []
+    inner = CountingBackend()
+    backend = CachedBackend(inner, ResponseCache(path, log=said.append))
+    out = backend.generate(prompts(*texts))
+    assert [r.text for r in out] == [f"answer to {t}" for t in texts]
+    assert len(said) == 1 and "malformed" in said[0]
+    again = CountingBackend()
+    assert all(r.cached for r in CachedBackend(again, path).generate(prompts(*texts))) and again.sent == 0
+
+
+def test_a_bad_row_is_a_miss_and_is_replaced(tmp_path):
+    path = tmp_path / "c.sqlite"
+    inner = CountingBackend()
+    CachedBackend(inner, path).generate(prompts("a", "b", "c"))
+    cache = ResponseCache(path)
+    with cache._lock:
+        keys = [cache_key(CountingBackend().identity(), r) for r in prompts("a", "b")]
+        cache._db.execute("UPDATE responses SET result = '{not json' WHERE key = ?", (keys[0],))
+        cache._db.execute("UPDATE responses SET result = '{\"texts\": 5}' WHERE key = ?", (keys[1],))
+    backend = CachedBackend(inner, cache)
+    out = backend.generate(prompts("a", "b", "c"))
+    assert [r.cached for r in out] == [False, False, True] and cache.bad_rows == 2
+    assert [r.text for r in out] == ["answer to a", "answer to b", "answer to c"]
+    assert all(r.cached for r in CachedBackend(inner, path).generate(prompts("a", "b", "c")))
+
+
+def test_a_busy_database_is_not_mistaken_for_a_damaged_one():
+    import sqlite3
+
+    from recllm.cache import damaged
+
+    busy = sqlite3.OperationalError("database is locked")
+    busy.sqlite_errorcode = 5
+    assert not damaged(busy) and not damaged(sqlite3.DatabaseError("no code"))
