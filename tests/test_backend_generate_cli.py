@@ -84,3 +84,20 @@ def test_human_output_shows_prompt_answer_tokens_and_seconds(capsys):
 def test_bad_input_is_a_clear_error(capsys, argv, message):
     assert main(["generate", "--dataset", "tiny", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_credentials_never_reach_the_output(capsys):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here: every request fails
+    url = f"http://bob:pw-hidden-1@127.0.0.1:{port}/v1?api-key=qk-hidden-2"
+    code = main(["generate", "--dataset", "tiny", "--json", "--backend", "openai", "--model", "m",
+                 "--base-url", url, "--users", "1", "--option", "api_key=sk-hidden-3",
+                 "--option", "max_retries=0", "--option", 'extra_body={"auth_token": "tk-hidden-4"}'])
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert code == 1 and "cannot connect" in out["samples"][0]["error"]
+    assert f"127.0.0.1:{port}/v1" in out["summary"]["identity"]["base_url"]
+    assert not any(f"hidden-{i}" in captured.out + captured.err for i in range(1, 5))

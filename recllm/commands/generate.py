@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
         load_template,
         render_prompt,
     )
+    from recllm.redact import redact, redact_text, secret_values
 
     try:
         params = SamplingParams(max_tokens=args.max_tokens, temperature=args.temperature, top_p=args.top_p,
@@ -90,7 +91,9 @@ def run(args: argparse.Namespace) -> int:
                                "or a generate-mode template here (`recllm prompts list`)")
     dataset = load_dataset(args.dataset)
     cases = sample_users(leave_one_out(dataset).test, n=args.users, seed=args.sample_seed, user_ids=args.user)
-    backend = get_backend(args.backend, **backend_options(args))
+    options = backend_options(args)
+    secrets = secret_values(options)  # masked in everything printed below (errors, identity)
+    backend = get_backend(args.backend, **options)
     if not args.no_cache:
         backend = CachedBackend(backend)
     rows: list[dict[str, Any]] = []
@@ -115,8 +118,9 @@ def run(args: argparse.Namespace) -> int:
     for row, result in zip(rendered, results):
         row.update(answer=result.text, answers=result.texts, prompt_tokens=result.prompt_tokens,
                    completion_tokens=result.completion_tokens, seconds=round(result.seconds, 3),
-                   cached=result.cached, finish_reason=result.finish_reason, error=result.error)
-    summary = {"template": template.name, "backend": args.backend, "identity": backend.identity(),
+                   cached=result.cached, finish_reason=result.finish_reason,
+                   error=redact_text(result.error, secrets) if result.error else None)
+    summary = {"template": template.name, "backend": args.backend, "identity": redact(backend.identity()),
                "dataset": dataset.name, "users": len(rows), "wall_seconds": round(wall, 3),
                "cached": sum(bool(r.cached) for r in results), "failed": sum(bool(r.get("error")) for r in rows)}
     backend.close()
