@@ -303,3 +303,29 @@ def test_torn_events_line_is_repaired_on_resume(tmp_path, tiny_dataset):
     events = read_jsonl(run / "events.jsonl")   # every line whole again
     assert (run / "events.jsonl").read_text().endswith("\n") and events
     assert json.loads((run / "results.json").read_text())["users"]["evaluated"] == 4
+
+
+def test_workers_are_not_forked_from_the_process_holding_the_engine(tmp_path, tiny_dataset):
+    """Workers come from a fork server, so no engine thread's lock is copied into them."""
+    import os
+
+    from recllm.evaluate.llm import LLMRecommender
+    from recllm.evaluate.pipeline import Pipeline, _STATE
+    from recllm.evaluate.setup import build_plan
+
+    cfg = config(tmp_path, workers=2).resolved()
+    plan = build_plan(cfg, log=lambda m: None, dataset=tiny_dataset)
+    llm = LLMRecommender(cfg, plan.dataset)
+    pipe = Pipeline(cfg, plan, {c.user_id: i for i, c in enumerate(plan.cases)}, llm,
+                    plan.cases, workers=2)
+    try:
+        assert pipe.pool.apply(os.getppid) != os.getpid()
+        assert pipe.pool.apply(_worker_has_no_engine)
+    finally:
+        pipe.close()
+    assert not _STATE
+
+
+def _worker_has_no_engine():
+    from recllm.evaluate.pipeline import _STATE
+    return _STATE["llm"].backend is None and _STATE["plan"] is not None

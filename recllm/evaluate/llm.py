@@ -80,6 +80,34 @@ class LLMRecommender:
                 "template": self.template.name, "template_hash": self.template.sha256,
                 "template_mode": self.template.header.mode}
 
+    @property
+    def needs_engine_to_render(self) -> bool:
+        """A token budget counts with the engine's own tokenizer."""
+        return bool(self.cfg.max_prompt_tokens)
+
+    def without_backend(self) -> "LLMRecommender":
+        """A copy for worker processes: template, parameters and matcher, no engine (the
+        engine stays in the main process, which alone generates)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__, backend=None)
+        return clone
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A compiled template holds generated code objects: workers compile it again.
+        if self.backend is not None:
+            raise TypeError("an LLMRecommender with its engine cannot be pickled; use without_backend()")
+        return {**self.__dict__, "template": None, "_template_sha": self.template.sha256}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        from recllm.prompting import load_template
+
+        sha = state.pop("_template_sha")
+        self.__dict__.update(state)
+        self.template = load_template(self.cfg.template)
+        if self.template.sha256 != sha:
+            raise RecllmError("the template changed on disk while the run started its workers",
+                              where=f"template {self.cfg.template!r}", hint="run again")
+
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with the one it continues: the identity, except that
         a backend replaying saved answers (`fingerprint()`) is the same source as it grows."""

@@ -2,15 +2,19 @@
 
 Rendering, grounding and scoring are CPU work; generation belongs to the backend, which lives
 in the main process (it may hold a model). With `workers > 1` the CPU stages of each batch are
-split across forked worker processes (POSIX only; they inherit the plan and matcher, nothing is
-re-built), which is what lets the pipeline keep up with a fast engine or the scripted backend.
-Output is identical either way: every record depends only on its own user.
+split across worker processes, which is what lets the pipeline keep up with a fast engine or
+the scripted backend. Workers are started by a fork server (a fresh interpreter), never forked
+from this process: by then the engine's threads (torch, tokenizers, httpx) exist, and a fork
+copies their locks in whatever state they are. Each worker gets the plan and the LLM's CPU half
+(template, matcher; no engine) pickled once. Output is identical either way: every record
+depends only on its own user.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import pickle
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,7 +26,7 @@ from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.metrics import SAMPLE_METRICS, novelty, ranking_metrics, relevant_items
 from recllm.evaluate.setup import Plan
 
-_STATE: dict[str, Any] = {}   # what forked workers inherit: cfg, plan, order, llm, pending
+_STATE: dict[str, Any] = {}   # what the stages read: cfg, plan, order, llm, pending, label
 
 
 def list_length(cfg: EvalConfig) -> int:
@@ -92,6 +96,11 @@ def _finish(lo: int, hi: int, prep, results) -> tuple[list[str], float]:
         time.perf_counter() - t0
 
 
+def _install(blob: bytes) -> None:
+    """Worker initializer: the state the stages read, unpickled once per worker."""
+    _STATE.update(pickle.loads(blob))
+
+
 class Pipeline:
     """Turns batches of pending users into sample lines, in order, optionally in parallel."""
 
@@ -101,13 +110,14 @@ class Pipeline:
         _STATE.update(cfg=cfg, plan=plan, order=order, llm=llm, pending=pending,
                       label=system_label(cfg))
         self.llm, self.pool, self.workers = llm, None, max(1, workers)
+        # Rendering with a token budget needs the engine's tokenizer: it stays in this process.
+        self.render_here = llm is not None and llm.needs_engine_to_render
         if self.workers > 1 and len(pending) > 1:
-            try:
-                ctx = multiprocessing.get_context("fork")
-            except ValueError:  # no fork on this platform: run in one process
-                self.workers = 1
-            else:
-                self.pool = ctx.Pool(self.workers)
+            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+            state = {**_STATE, "llm": llm.without_backend() if llm is not None else None}
+            blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+            self.pool = multiprocessing.get_context(method).Pool(
+                self.workers, initializer=_install, initargs=(blob,))
 
     def _parts(self, lo: int, hi: int) -> list[tuple[int, int]]:
         n = self.workers if self.pool is not None else 1
@@ -120,7 +130,8 @@ class Pipeline:
         pool = self.pool
         preps = [None] * len(parts)
         if self.llm is not None:
-            preps = pool.starmap(_prepare, parts) if pool else [_prepare(*p) for p in parts]
+            preps = pool.starmap(_prepare, parts) if pool and not self.render_here \
+                else [_prepare(*p) for p in parts]
             stats.seconds_render += sum(p.seconds for p in preps)
             requests = [r for p in preps for r in p.requests]
             results = self.llm.generate(requests, stats)
