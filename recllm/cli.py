@@ -53,6 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     except RecllmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file or folder the OS refused (full disk, permissions ...)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("\ninterrupted; finished work is saved — rerun with --resume to go on", file=sys.stderr)
         return 130

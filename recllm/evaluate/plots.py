@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from recllm.evaluate import rundir
+
 VALIDITY = ("parse_failure_rate", "out_of_catalog_rate", "out_of_candidates_rate",
             "duplicate_rate", "history_repeat_rate", "shortfall_rate", "error_rate")
 
@@ -37,7 +39,7 @@ def write_plots(runs, out_dir: str | Path, k: int = 10) -> list[Path]:
     """Every plot that the given runs have data for; returns the files written."""
     plt = _plt()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    rundir.make_dir(out, "plots folder")
     metric = f"ndcg@{k}"
     written: list[Path] = []
 

@@ -86,9 +86,14 @@ class JsonlAppender:
         """Append already-serialized lines (each ending in a newline) in one durable write."""
         text = "".join(lines)
         if text:
-            self.fh.write(text)
-            self.fh.flush()
-            os.fsync(self.fh.fileno())
+            try:
+                self.fh.write(text)
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+            except OSError as exc:  # e.g. the disk is full: what was written before is kept
+                raise RecllmError(f"cannot append to this file: {exc.strerror or exc}",
+                                  where=str(self.path), hint="free some space, then rerun with "
+                                  "--resume (finished users are kept)") from None
 
     def close(self) -> None:
         self.fh.close()
@@ -100,6 +105,22 @@ def write_json_atomic(path: Path, obj: Any) -> None:
     tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n",
                    encoding="utf-8")
     os.replace(tmp, path)
+
+
+def make_dir(path: Path, what: str = "output folder") -> Path:
+    """mkdir -p with a one-line error when the path is a file or not writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except FileExistsError:
+        raise RecllmError(f"the {what} is a file, not a folder", where=str(path),
+                          hint="pass --output with a folder path") from None
+    except OSError as exc:
+        raise RecllmError(f"cannot write the {what}: {exc.strerror or exc}", where=str(path),
+                          hint="pass a writable folder (--output)") from None
+    return path
 
 
 def prepare(run_dir: Path, config_yaml: str, config_hash: str, resume: bool) -> None:
@@ -149,6 +170,52 @@ def _changed(old: Any, new: Any, path: str = "") -> str:
                 return _changed(old.get(key), new.get(key), f"{path}{key}.")
     where = path.rstrip(".") or "fingerprint"
     return f"{where}: {old!r} -> {new!r}"
+
+
+class RunLock:
+    """An exclusive lock on a run folder for as long as a run writes it, so two runs never
+    both answer every user (twice the API cost) and a --retry-failed rewrite never drops
+    another run's appends. `flock` ends with its process, so a crashed holder never blocks;
+    the file names the holder (pid, host) for the message, and a note says when a lock left
+    by a dead process was taken over."""
+
+    NAME = ".lock"
+
+    def __init__(self, run_dir: Path, log=print):
+        self.path, self.log, self.fh = run_dir / self.NAME, log, None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+        import socket
+
+        make_dir(self.path.parent)
+        fh = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise RecllmError(f"another run is writing this folder ({holder})",
+                              where=str(self.path.parent),
+                              hint="wait for it to finish, or pass --output NEW_DIR") from None
+        fh.seek(0)
+        previous = fh.read().strip()
+        if previous:
+            self.log(f"note: took over the lock of a run that ended without releasing it ({previous})")
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()}")
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fh is not None:
+            self.fh.seek(0)
+            self.fh.truncate()   # empty = released cleanly
+            self.fh.close()      # closing releases the flock
+            self.fh = None
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:

@@ -60,6 +60,12 @@ def run_eval(cfg: EvalConfig, *, resume: bool = False, log: Log = print, backend
 def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = print,
             backend=None, dataset=None) -> dict[str, Any] | None:
     """One evaluation run into `run_dir`; returns results (None when stopped by `limit`)."""
+    with rundir.RunLock(run_dir, log=log):
+        return _run_locked(cfg, run_dir, resume=resume, log=log, backend=backend, dataset=dataset)
+
+
+def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backend, dataset
+                ) -> dict[str, Any] | None:
     from tqdm.auto import tqdm
 
     t_start = time.perf_counter()
