@@ -112,9 +112,6 @@ def test_malformed_replies_fail_only_their_users_and_resume_finishes_them(server
     assert results["users"]["evaluated"] == len(OWN)
 
 
-@pytest.mark.xfail(strict=True, reason="config.yaml and results.json keep base_url userinfo, its "
-                   "?api-key= and extra_body's nested token: EvalConfig.public() masks only top-level "
-                   "secret-named backend_options; to fix, build public() with recllm.redact.redact")
 def test_base_url_credentials_stay_out_of_every_run_file(server, tmp_path):
     run_dir = tmp_path / "run"
     url = f"http://bob:pw-hidden-1@{server.host}/v1?api-key=qk-hidden-2"

@@ -149,12 +149,12 @@ class EvalConfig(StrictOptions):
         return self.model_copy(update=update) if update else self
 
     def public(self) -> dict[str, Any]:
-        """The config as written to config.yaml / results.json: secrets in backend options
-        (api_key, token, password ...) replaced by '***' — they never change results."""
-        data = self.model_dump(mode="json")
-        data["backend_options"] = {k: ("***" if _secret(k) and v else v)
-                                   for k, v in data["backend_options"].items()}
-        return data
+        """The config as written to config.yaml / results.json and hashed: secrets (api_key,
+        token, password ..., at any depth, and credentials inside URLs) replaced by '***' —
+        they never change results (recllm.redact)."""
+        from recllm.redact import redact
+
+        return redact(self.model_dump(mode="json"))
 
     def hashed(self) -> dict[str, Any]:
         return {k: v for k, v in self.public().items()
@@ -167,12 +167,6 @@ class EvalConfig(StrictOptions):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.public(), sort_keys=False, allow_unicode=True)
-
-
-def _secret(key: str) -> bool:
-    key = key.lower()
-    return any(word in key for word in ("key", "token", "secret", "password")) and \
-        not key.endswith("_env")
 
 
 def _slug(value: Any) -> str:
