@@ -92,7 +92,10 @@ def detect(path: Path, options: LoadOptions) -> Plan:
         return Plan(fmt, pair[0], pair)
     if path.is_dir():
         raise RecllmError("--format table needs a file, not a folder", where=str(path))
-    items = [Path(options.items)] if options.items else []
+    items = [Path(options.items).expanduser()] if options.items else []
+    if items and not items[0].is_file():
+        raise RecllmError("catalog file (--items) not found", where=str(items[0]),
+                          hint="pass the path of the item table, or load without --items")
     return Plan("table", path, (path, *items))
 
 

@@ -95,11 +95,24 @@ def _load_csv(folder: Path, options: LoadOptions) -> Loaded:
     enc = options.encoding or "utf-8"
     data_path, item_path = folder / "ratings.csv", folder / "movies.csv"
     frame = read_delimited(data_path, sep=",", encoding=enc, quoting=csv.QUOTE_MINIMAL)
+    _require_movielens(frame, data_path, ("userId", "movieId", "rating", "timestamp"))
     frame = frame.rename(columns={"userId": "user_id", "movieId": "item_id"})
     inter = _ratings(data_path, frame, ("user_id", "item_id", "rating", "timestamp"))
     items = read_delimited(item_path, sep=",", encoding=enc, quoting=csv.QUOTE_MINIMAL)
+    _require_movielens(items, item_path, ("movieId", "title", "genres"))
     items = items.rename(columns={"movieId": "item_id"})
     return _with_catalog(inter, items, item_path, options, [data_path, item_path])
+
+
+def _require_movielens(frame, path: Path, columns: tuple[str, ...]) -> None:
+    """A ratings.csv that is not MovieLens's says so, instead of failing on a missing column."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        found = ", ".join(repr(c) for c in frame.columns if c != "_line")
+        raise RecllmError(f"not a MovieLens {path.name}: no column {', '.join(map(repr, missing))}; "
+                          f"found columns: {found}", where=str(path),
+                          hint=f"load the file itself as a table (recllm data stats {path}), or "
+                          "--format table with --user-col/--item-col")
 
 
 def _with_catalog(inter, items, item_path: Path, options: LoadOptions, files: list[Path]) -> Loaded:

@@ -6,30 +6,76 @@ can point at the exact line that failed.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
 import json
-import re
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from recllm.data import limits
 from recllm.errors import RecllmError
 
 ENCODING_HINT = "pass the file's encoding, e.g. --encoding latin-1 (MovieLens raw files) or utf-8"
+CHUNK = 1 << 20
+# Seconds of 0001-01-01 and 9999-12-31 23:59:59 UTC: the range a date can be shown for.
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
+MALFORMED_HINT = "check the separator (--sep) and quoting on that line"
+
+
+class _Gunzip(io.RawIOBase):
+    """A .gz file's bytes, decompressed as they are read; corrupt data and bombs are RecllmErrors."""
+
+    def __init__(self, path: Path):
+        self.path, self.size, self.total = path, path.stat().st_size, 0
+        self.file = gzip.GzipFile(filename=str(path), mode="rb")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            n = self.file.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise RecllmError(f"corrupt gzip file ({exc})", where=str(self.path),
+                              hint="download it again, or pass the uncompressed file") from None
+        self.total += n
+        limits.check(self.total, self.size, str(self.path))
+        return n
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+def open_stream(path: Path) -> io.BufferedIOBase:
+    """The file's bytes as a stream, transparently gunzipped (Amazon ships .jsonl.gz)."""
+    if not path.exists():
+        raise RecllmError("file not found", where=str(path))
+    if path.is_dir():
+        raise RecllmError("expected a file, found a folder", where=str(path))
+    with path.open("rb") as f:
+        magic = f.read(2)
+    if path.suffix == ".gz" or magic == b"\x1f\x8b":
+        return io.BufferedReader(_Gunzip(path), CHUNK)
+    return path.open("rb")
 
 
 def open_bytes(path: Path) -> bytes:
-    """The file's bytes, transparently gunzipped (Amazon ships .jsonl.gz)."""
-    if not path.exists():
-        raise RecllmError("file not found", where=str(path))
-    data = path.read_bytes()
-    if path.suffix == ".gz" or data[:2] == b"\x1f\x8b":
-        data = gzip.decompress(data)
-    return data
+    """The whole (gunzipped) file; only for files that must be parsed whole (a JSON array)."""
+    with open_stream(path) as f:
+        return f.read()
+
+
+def _decode_error(path: Path, exc: UnicodeDecodeError, encoding: str, lines_before: int) -> RecllmError:
+    line = lines_before + exc.object[: exc.start].count(b"\n") + 1
+    return RecllmError(f"cannot decode byte 0x{exc.object[exc.start]:02x} as {encoding}",
+                       where=f"{path}:{line}", hint=ENCODING_HINT)
 
 
 def read_text(path: Path, encoding: str = "utf-8") -> str:
@@ -38,12 +84,142 @@ def read_text(path: Path, encoding: str = "utf-8") -> str:
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise RecllmError(
-            f"cannot decode byte 0x{data[exc.start]:02x} as {encoding}",
-            where=f"{path}:{line}", hint=ENCODING_HINT,
-        ) from None
+        raise _decode_error(path, exc, encoding, 0) from None
     return text[1:] if text.startswith("\ufeff") else text  # drop a UTF-8 byte-order mark
+
+
+def iter_text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line, read as a stream rather than as one string."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    number, rest, raw_lines, first = 0, "", 0, True
+    with open_stream(path) as f:
+        while True:
+            block = f.read(CHUNK)
+            try:
+                text = decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                raise _decode_error(path, exc, encoding, raw_lines) from None
+            raw_lines += block.count(b"\n")
+            if first and text:
+                text, first = text.removeprefix("\ufeff"), False
+            lines = (rest + text).split("\n")
+            rest = lines.pop()
+            for line in lines:
+                number += 1
+                yield number, line.removesuffix("\r")
+            if not block:
+                if rest:
+                    yield number + 1, rest.removesuffix("\r")
+                return
+
+
+class _Records(io.RawIOBase):
+    """A text file as UTF-8 bytes for pyarrow's CSV reader, noting where each record starts.
+
+    On the way through it checks (or transcodes) the encoding, naming the line of a bad byte;
+    strips a byte-order mark; rewrites a multi-character separator ("::") to \\x1f; and keeps
+    the 1-based line on which every non-empty record starts: a newline inside a quoted field
+    does not end a record (quote parity, as pyarrow reads RFC 4180 quoting), so line numbers
+    stay right after an embedded newline. With `header`, the first non-empty line is taken
+    out of the stream and kept as `header_line`.
+    """
+
+    def __init__(self, raw, path: Path, encoding: str, sep: str, quoted: bool, header: bool):
+        self.raw, self.path, self.encoding, self.quoted = raw, path, encoding, quoted
+        self.utf8 = codecs.lookup(encoding).name == "utf-8"
+        self.decoder = codecs.getincrementaldecoder(encoding)()
+        self.sep = sep.encode() if len(sep) > 1 else None
+        self.out, self.hold, self.done, self.first = b"", b"", False, True
+        self.raw_lines = 0  # newlines in the raw bytes before the current block
+        self.line, self.offset, self.in_quote, self.last = 1, 0, False, 0  # scanner state
+        self.start, self.start_line = 0, 1  # the open record
+        self.starts: list[np.ndarray] = []
+        self.header_line = self._take_header() if header else None
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        while not self.done and (n < 0 or len(self.out) < n):
+            self._fill()
+        n = len(self.out) if n < 0 else n
+        data, self.out = self.out[:n], self.out[n:]
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def lines(self) -> np.ndarray:
+        """The start line of every non-empty record streamed so far."""
+        return np.concatenate(self.starts) if self.starts else np.zeros(0, dtype=np.int64)
+
+    def _take_header(self) -> str | None:
+        """The first non-empty line, taken out of the stream (its record stays in `lines()`)."""
+        while True:
+            while not self.done and b"\n" not in self.out:
+                self._fill()
+            cut = self.out.find(b"\n")
+            head, self.out = (self.out, b"") if cut < 0 else (self.out[:cut], self.out[cut + 1:])
+            if head.strip(b"\r"):
+                return head.removesuffix(b"\r").decode("utf-8")
+            if cut < 0:
+                return None
+
+    def _fill(self) -> None:
+        block = self.raw.read(CHUNK)
+        final = not block
+        try:
+            text = self.decoder.decode(block, final=final)
+        except UnicodeDecodeError as exc:
+            raise _decode_error(self.path, exc, self.encoding, self.raw_lines) from None
+        self.raw_lines += block.count(b"\n")
+        data = block if self.utf8 else text.encode("utf-8")
+        if self.first:
+            data, self.first = data.removeprefix(b"\xef\xbb\xbf"), False
+        if self.sep:
+            data, self.hold = self.hold + data, b""
+            if not final:  # a run of separator characters may continue in the next block
+                keep = len(data) - len(data.rstrip(bytes(set(self.sep))))
+                data, self.hold = data[: len(data) - keep], data[len(data) - keep:]
+            data = data.replace(self.sep, b"\x1f")
+        self._scan(data)
+        self.out += data
+        if final:
+            self.done = True
+            if self.offset > self.start and not (self.offset - self.start == 1 and self.last == 13):
+                self.starts.append(np.array([self.start_line], dtype=np.int64))
+
+    def _scan(self, data: bytes) -> None:
+        """Record the start line of each record that ends in `data` (vectorized per block)."""
+        if not data:
+            return
+        arr = np.frombuffer(data, dtype=np.uint8)
+        newlines = np.flatnonzero(arr == 10)
+        line_of = self.line + np.arange(len(newlines), dtype=np.int64)  # the line each newline ends
+        if self.quoted:
+            quotes = np.flatnonzero(arr == 34)
+            outside = ((np.searchsorted(quotes, newlines) + self.in_quote) & 1) == 0
+            self.in_quote = bool((len(quotes) + self.in_quote) & 1)
+            ends, end_lines = newlines[outside], line_of[outside]
+        else:
+            ends, end_lines = newlines, line_of
+        if len(ends):
+            g_ends = self.offset + ends
+            starts = np.concatenate(([self.start], g_ends[:-1] + 1))
+            start_lines = np.concatenate(([self.start_line], end_lines[:-1] + 1))
+            before = np.where(ends > 0, arr[np.maximum(ends - 1, 0)], self.last)
+            empty = (g_ends == starts) | ((g_ends - starts == 1) & (before == 13))
+            self.starts.append(start_lines[~empty])
+            self.start, self.start_line = int(g_ends[-1]) + 1, int(end_lines[-1]) + 1
+        self.line += len(newlines)
+        self.offset += len(data)
+        self.last = int(arr[-1])
+
+
+def _split_header(line: str, sep: str, quoting: int) -> list[str]:
+    return [c.strip() for c in next(csv.reader([line], delimiter=sep, quoting=quoting))]
 
 
 def read_delimited(
@@ -57,76 +233,71 @@ def read_delimited(
 ) -> pd.DataFrame:
     """A delimited text file as a table of strings plus its source line numbers (`_line`).
 
-    Multi-character separators (MovieLens "::") are rewritten to a single control character
-    first, so pandas's fast C parser reads them. Blank lines are skipped; a row with the wrong
-    number of fields is an error naming its line.
+    Read as a stream by pyarrow's CSV reader, so memory stays near the size of the data
+    (Arrow strings, no Python object per field). Multi-character separators (MovieLens "::")
+    are rewritten to one control character on the way. Blank lines are skipped; a row with the
+    wrong number of fields, or a duplicate header name, is an error naming its line.
     """
-    text = read_text(path, encoding)
-    if len(sep) > 1:
-        text, sep = text.replace(sep, "\x1f"), "\x1f"
-    lines_before = 1 if header else 0
-    if header:
-        first, _, _ = text.partition("\n")
-        names = [c.strip() for c in first.rstrip("\r").split(sep)] if names is None else names
-    if not names:
-        raise RecllmError("no header line", where=str(path))
-    try:
-        frame = pd.read_csv(
-            io.StringIO(text), sep=sep, header=None, names=list(names), dtype=str,
-            skiprows=lines_before, keep_default_na=False, na_filter=False,
-            skip_blank_lines=False, quoting=quoting, engine="c", on_bad_lines="error",
-        )
-    except pd.errors.ParserError as exc:
-        raise _parser_error(path, exc, len(names), lines_before) from None
-    except pd.errors.EmptyDataError:
-        frame = pd.DataFrame(columns=list(names), dtype=str)
-    frame["_line"] = np.arange(len(frame), dtype=np.int64) + lines_before + 1
-    _check_short_rows(frame, text, path, sep, quoting, list(names))
-    blank = (frame[list(names)] == "").all(axis=1)  # a blank line: every field empty
-    return frame[~blank.to_numpy()].reset_index(drop=True)
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
 
+    quoted = quoting != csv.QUOTE_NONE
+    delimiter = "\x1f" if len(sep) > 1 else sep
+    with open_stream(path) as raw:
+        records = _Records(raw, path, encoding, sep, quoted, header)
+        if header:
+            if records.header_line is None:
+                raise RecllmError("no header line", where=str(path))
+            found = _split_header(records.header_line, delimiter, quoting)
+            names = found if names is None else names
+            duplicated = sorted({n for n in found if found.count(n) > 1})
+            if duplicated:
+                raise RecllmError(f"duplicate column name(s) in the header: {', '.join(map(repr, duplicated))}",
+                                  where=f"{path}:1", hint="rename the columns so each name appears once")
+        if not names:
+            raise RecllmError("no header line", where=str(path))
+        names = list(names)
+        bad: list = []
 
-_PARSER_LINE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+        def invalid(row) -> str:
+            bad.append(row)
+            return "error"
 
-
-def _check_short_rows(frame: pd.DataFrame, text: str, path: Path, sep: str, quoting: int,
-                      names: list[str]) -> None:
-    """pandas pads a row with too few fields with empty strings; find such rows and say so.
-
-    Only rows that have an empty field are re-read, so well-formed files cost one pass of `==`.
-    """
-    empty = (frame[names] == "").any(axis=1).to_numpy()
-    if not empty.any():
-        return
-    lines = text.split("\n")
-    for number in frame["_line"].to_numpy()[empty]:
-        line = lines[number - 1].rstrip("\r")
-        if not line.strip():
-            continue
-        fields = next(csv.reader([line], delimiter=sep, quoting=quoting))
-        if len(fields) < len(names):
-            raise RecllmError(
-                f"malformed row: expected {len(names)} fields, found {len(fields)}",
-                where=f"{path}:{number}", hint="check the separator (--sep) and quoting on that line",
+        try:
+            reader = pacsv.open_csv(
+                records,
+                read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(len(names))],
+                                               use_threads=False, block_size=CHUNK),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False,
+                                                 newlines_in_values=quoted, invalid_row_handler=invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={f"c{i}": pa.string() for i in range(len(names))},
+                    strings_can_be_null=False, quoted_strings_can_be_null=False, null_values=[]),
             )
-
-
-def _parser_error(path: Path, exc: Exception, n_fields: int, offset: int) -> RecllmError:
-    match = _PARSER_LINE.search(str(exc))
-    if match:
-        line = int(match.group(2))  # pandas counts the skipped header line too
-        return RecllmError(
-            f"malformed row: expected {n_fields} fields, found {match.group(3)}",
-            where=f"{path}:{line}", hint="check the separator (--sep) and quoting on that line",
-        )
-    return RecllmError(f"cannot parse: {exc}", where=str(path))
+            table = reader.read_all()
+        except pa.ArrowInvalid as exc:
+            if bad:
+                row = bad[0]
+                lines = records.lines()[1 if header else 0:]
+                line = int(lines[row.number - 1]) if row.number and row.number <= len(lines) else "?"
+                raise RecllmError(f"malformed row: expected {row.expected_columns} fields, found "
+                                  f"{row.actual_columns}", where=f"{path}:{line}", hint=MALFORMED_HINT) from None
+            if "Empty CSV" not in str(exc):
+                raise RecllmError(f"cannot parse: {exc}", where=str(path), hint=MALFORMED_HINT) from None
+            table = pa.table({f"c{i}": pa.array([], pa.string()) for i in range(len(names))})
+        lines = records.lines()[1 if header else 0:]
+    frame = table.rename_columns(names).to_pandas()
+    if len(lines) != len(frame):  # a stray quote inside an unquoted field: fall back to row order
+        lines = np.arange(len(frame), dtype=np.int64) + (2 if header else 1)
+    frame["_line"] = lines
+    blank = (frame[names] == "").all(axis=1)  # a row of empty fields (",,") counts as blank
+    return frame[~blank.to_numpy()].reset_index(drop=True) if blank.any() else frame
 
 
 def read_jsonl(path: Path, encoding: str = "utf-8", fields: Sequence[str] | None = None) -> pd.DataFrame:
     """JSON Lines as a table (only `fields` when given), with `_line`; bad JSON names its line."""
-    text = read_text(path, encoding)
     rows, lines, keys = [], [], {}
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in iter_text_lines(path, encoding):
         if not line.strip():
             continue
         try:
@@ -176,29 +347,48 @@ def require_rows(frame: pd.DataFrame, path: Path) -> None:
         raise RecllmError("no interactions: the file has no data rows", where=str(path))
 
 
+def as_numbers(values: pd.Series) -> pd.Series:
+    """float64 values, NaN where a value is not a number. A clean Arrow string column (what
+    read_delimited gives) is parsed by pyarrow's strict parser without a Python object per
+    value; anything else, or any value it refuses, takes pandas's lenient path."""
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            parsed = pc.cast(pa.array(values), pa.float64()).to_numpy(zero_copy_only=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            parsed = None
+        if parsed is not None and np.isfinite(parsed).all():
+            return pd.Series(parsed, index=values.index)
+    return pd.to_numeric(values, errors="coerce").astype(np.float64)
+
+
 def to_number(frame: pd.DataFrame, column: str, path: Path, *, integer: bool = False,
               allow_missing: bool = False) -> np.ndarray:
-    """A column as float64 (or int64); the first bad value names its line and field."""
+    """A column as float64 (or int64); the first bad (or infinite) value names its line and field."""
     values = frame[column]
-    numbers = pd.to_numeric(values, errors="coerce")
-    missing = values.isna() | values.astype(str).str.strip().isin(["", "None", "nan", "NaN"])
-    bad = numbers.isna() & ~missing if allow_missing else numbers.isna()
+    numbers = as_numbers(values).to_numpy()
+    finite = np.isfinite(numbers)
+    bad = ~finite
+    if bad.any() and allow_missing:  # missing values stay NaN; "inf" and text are still errors
+        missing = values.isna() | values.astype(str).str.strip().isin(["", "None", "nan", "NaN"])
+        bad &= ~missing.to_numpy()
     if integer:
-        bad |= numbers.notna() & (numbers != np.floor(numbers))
+        bad |= finite & (numbers != np.floor(numbers))
     if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
+        row = int(np.flatnonzero(bad)[0])
         raise RecllmError(
-            f"field {column!r}: expected a {'whole ' if integer else ''}number, got {values.iloc[row]!r}",
+            f"field {column!r}: expected a finite {'whole ' if integer else ''}number, got {values.iloc[row]!r}",
             where=f"{path}:{frame['_line'].iloc[row]}",
         )
-    numbers = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
     return numbers.astype(np.int64) if integer else numbers
 
 
 def to_timestamp(frame: pd.DataFrame, column: str, path: Path, unit: str = "s") -> np.ndarray:
     """Seconds since the epoch from numbers (in `unit`) or date strings; bad values name their line."""
     values = frame[column]
-    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = as_numbers(values)
     if numbers.notna().any():  # a numeric column: any non-number is the error
         bad = numbers.isna().to_numpy()
         if bad.any():
@@ -206,7 +396,15 @@ def to_timestamp(frame: pd.DataFrame, column: str, path: Path, unit: str = "s") 
             raise RecllmError(f"field {column!r}: expected a number (a timestamp), got {values.iloc[row]!r}",
                               where=f"{path}:{frame['_line'].iloc[row]}")
         scale = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
-        return (numbers.to_numpy(dtype=np.float64) // scale).astype(np.int64)
+        seconds = numbers.to_numpy(dtype=np.float64) // scale
+        out = ~((seconds >= MIN_SECONDS) & (seconds <= MAX_SECONDS))  # also inf and nan
+        if out.any():  # casting would wrap to INT64_MIN, and dates could not be shown
+            row = int(np.flatnonzero(out)[0])
+            raise RecllmError(f"field {column!r}: timestamp {values.iloc[row]!r} is out of range "
+                              f"(read as {unit}; seconds must lie in years 1-9999)",
+                              where=f"{path}:{frame['_line'].iloc[row]}",
+                              hint="timestamps are seconds (or ms/us/ns) since 1970-01-01; fix that value")
+        return seconds.astype(np.int64)
     dates = pd.to_datetime(values, errors="coerce", utc=True, format="mixed")
     bad = dates.isna().to_numpy()
     if bad.any():
@@ -243,5 +441,4 @@ def _id_text(value) -> str | None:
 
 def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """(line number, text) of a small text file such as a list of user ids."""
-    for number, line in enumerate(read_text(path, encoding).splitlines(), start=1):
-        yield number, line
+    yield from iter_text_lines(path, encoding)

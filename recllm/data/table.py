@@ -23,9 +23,8 @@ import pandas as pd
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
 from recllm.data.detect import _suffix, is_jsonl
 from recllm.data.options import LoadOptions
-from recllm.data.readers import (read_delimited, read_jsonl, read_parquet, read_text, require_columns,
-                                 require_rows,
-                                 require_ids, to_number, to_timestamp)
+from recllm.data.readers import (as_numbers, iter_text_lines, read_delimited, read_jsonl, read_parquet, read_text,
+                                 require_columns, require_ids, require_rows, to_number, to_timestamp)
 from recllm.data.schema import plural_noun
 from recllm.errors import RecllmError
 
@@ -45,24 +44,44 @@ def read_table(path: Path, options: LoadOptions) -> pd.DataFrame:
     if suffix in (".parquet", ".pq"):
         return read_parquet(path)
     if is_jsonl(path):
-        text = read_text(path, encoding)
-        if text.lstrip().startswith("["):  # a JSON array rather than JSON Lines
+        if _first_line(path, encoding).lstrip().startswith("["):  # a JSON array, not JSON Lines
+            text = read_text(path, encoding)
             try:
                 rows = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise RecllmError(f"malformed JSON: {exc.msg}", where=f"{path}:{exc.lineno}") from None
-            frame = pd.DataFrame(rows)
-            frame["_line"] = np.arange(1, len(frame) + 1)
-            return frame
+            return _array_frame(rows, path)
         return read_jsonl(path, encoding)
     sep = options.sep or ("\t" if suffix in (".tsv", ".tab") else None)
     if sep is None:
-        sep = _sniff(read_text(path, encoding)[:65536])
+        sep = _sniff(_first_line(path, encoding))
     return read_delimited(path, sep=sep, encoding=encoding, quoting=csv.QUOTE_MINIMAL)
 
 
-def _sniff(head: str) -> str:
-    first = head.split("\n", 1)[0]
+def _array_frame(rows, path: Path) -> pd.DataFrame:
+    """A JSON array of objects as a table; `_line` is the 1-based element number."""
+    if not isinstance(rows, list):
+        raise RecllmError(f"expected a JSON array of objects, found a {type(rows).__name__}", where=str(path))
+    bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+    if bad is not None:
+        raise RecllmError(f"element {bad + 1} of the JSON array is a {type(rows[bad]).__name__}, "
+                          "expected an object ({\"user_id\": ..., \"item_id\": ...})", where=str(path),
+                          hint="write one object per interaction (a JSON array or JSON Lines)")
+    frame = pd.DataFrame(rows)
+    frame["_line"] = np.arange(1, len(frame) + 1)
+    return frame
+
+
+def _first_line(path: Path, encoding: str) -> str:
+    """The first non-blank line, read without loading the whole file."""
+    lines = iter_text_lines(path, encoding)
+    try:
+        return next((line for _, line in lines if line.strip()), "")
+    finally:
+        lines.close()
+
+
+def _sniff(first: str) -> str:
     return max(("\t", ",", ";", "|"), key=first.count) if any(c in first for c in "\t,;|") else ","
 
 
@@ -83,7 +102,7 @@ def pick(frame: pd.DataFrame, given: str | None, candidates: tuple[str, ...], ro
 
 def timestamps(frame: pd.DataFrame, column: str, path: Path) -> np.ndarray:
     """Seconds since the epoch; the unit of numeric times is inferred from their size."""
-    numbers = pd.to_numeric(frame[column], errors="coerce")
+    numbers = as_numbers(frame[column])
     unit = "s"
     if numbers.notna().all() and len(numbers):
         big = float(numbers.abs().median())
