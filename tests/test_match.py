@@ -208,3 +208,80 @@ def test_from_catalog_reads_an_alternates_column(tiny_dataset):
 
     m = TitleMatcher.from_catalog(Catalog(table))
     assert m.match(["Die üblichen Verdächtigen"])[0].item_id == "3"
+
+
+# ---------------------------------------------------------------------------- issue 8, items 4/5/19
+
+
+@pytest.mark.parametrize("build", MATCHERS)
+@pytest.mark.parametrize("query,item", [
+    ("Independence Day (ID4) (1996)", "780"), ("Independence Day (ID4)", "780"), ("ID4", "780"),
+    ("Seven (Se7en) (1995)", "47"), ("Seven (Se7en)", "47"),
+    ("Horseman on the Roof, The (Hussard sur le toit, Le) (1995)", "34"),
+    ("Killer, The (Die xue shuang xiong) (1989)", "k89"), ("Killer, The (Die xue shuang xiong)", "k89"),
+    ("Clean Slate (Coup de Torchon)", "cs81"), ("Clean Slate (1994)", "cs94"),
+])
+def test_a_catalog_title_with_an_alternate_in_parentheses_finds_itself(build, query, item):
+    """The query is read the way the catalog title was: display part, then each alternate."""
+    titles = {**ML, "780": "Independence Day (ID4) (1996)",
+              "34": "Horseman on the Roof, The (Hussard sur le toit, Le) (1995)",
+              "k89": "Killer, The (Die xue shuang xiong) (1989)", "k94": "Killer (Bulletproof Heart) (1994)",
+              "cs81": "Clean Slate (Coup de Torchon) (1981)", "cs94": "Clean Slate (1994)"}
+    found = build(titles).match_one(query)
+    assert (found.item_id if found else None) == item
+
+
+@pytest.mark.parametrize("build", MATCHERS)
+def test_a_bare_trailing_year_is_read_as_the_year(build):
+    titles = {"lo": "Law and Order (1953)", "lo2": "Law and Order (1969)", "br": "Blade Runner (1982)",
+              "dr": "Death Race 2000 (1975)", "h": "Heat (1995)"}
+    m = build(titles)
+    for query, item in [("Law and Order 1953", "lo"), ("Law and Order - 1969", "lo2"),
+                        ("Law and Order, 1953", "lo"), ("Law and Order [1969]", "lo2"),
+                        ("Law and Order: 1953", "lo"), ("Death Race 2000", "dr"),
+                        ("Death Race 2000 1975", "dr"), ("Heat 1995", "h"), ("Heat 1996", "h")]:
+        found = m.match_one(query)
+        assert found is not None and found.item_id == item, query
+    # A number that is no item's year is part of another title, not a year.
+    assert m.match(["Blade Runner 2049", "Heat 2019", "Law and Order 2001"]) == [None] * 3
+    assert build({"x": "Blade Runner"}).match_one("Blade Runner 2049") is None  # no year known
+
+
+def test_a_bare_year_with_a_typo_in_the_title():
+    m = TitleMatcher({**ML, "lo": "Law and Order (1953)"})
+    assert m.match_one("Law and Ordr 1953").item_id == "lo"
+    assert m.match_one("Shawshank Redemtion - 1994").item_id == "318"
+
+
+@pytest.mark.parametrize("build", MATCHERS)
+def test_the_article_tells_apart_titles_that_share_a_key(build):
+    m = build({"i89": "Island (1989)", "i83": "Island, The (1983)",
+               "les": "Boys, Les (1997)", "the": "Boys, The (1997)"})
+    got = [f.item_id for f in m.match(["The Island", "Island", "Island, The", "island", "The Boys (1997)",
+                                       "Les Boys", "Boys, Les (1997)", "THE ISLAND (1983)"])]
+    assert got == ["i83", "i89", "i83", "i89", "the", "les", "les", "i83"]
+    popular = build({"i89": "Island (1989)", "i83": "Island, The (1983)"}, popularity={"i89": 50, "i83": 1})
+    assert popular.match_one("The Island").item_id == "i83"  # the answer's own words beat popularity
+    assert popular.match_one("Island (1983)").item_id == "i83"  # and a year beats both
+
+
+def test_a_huge_word_stays_out_of_the_spelling_index():
+    """A word's deletion neighbourhood is quadratic in its length: 20,000 letters took 480 MB."""
+    rng = random.Random(0)
+    word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(20_000))
+    m = TitleMatcher({"w": word, "h": "Heat (1995)", "f": f"Fargo {word[:30]}"})
+    assert m.words.del_hashes.nbytes < 10_000
+    assert m.match_one(word).item_id == "w"  # still found by its key
+    assert m.match_one(word + "!").item_id == "w"  # punctuation is not part of the key
+    query = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(30_000))
+    assert m.match([query, "x " * 50_000, "Heet (1995)"])[:2] == [None, None]
+    assert m.match_one("Heet (1995)").item_id == "h"
+
+
+@pytest.mark.timeout(20)  # a hang guard: these took ~80 s each before (quadratic regexes)
+def test_long_runs_of_spaces_in_titles_and_queries_stay_linear():
+    spaced = "x" + " " * 100_000 + "y"
+    m = TitleMatcher({"s": spaced, "o": "Dr. Strangelove" + " " * 100_000 + "or: How I Learned", "h": "Heat"})
+    assert m.match_one(spaced).item_id == "s"
+    assert m.match_one(" " * 99_000 + "Heat (1995)").item_id == "h"
+    assert m.match_one("Heat" + " " * 300_000) is None  # past the query cap: prose, not a title

@@ -214,3 +214,13 @@ def test_random_bytes_never_crash():
 def test_huge_answer_is_marked_truncated():
     parsed = parse_titles("1. Heat\n" + "x" * 200_000)
     assert parsed.truncated and parsed.titles[0] == "Heat"
+
+
+@pytest.mark.parametrize("title", ["If.... (1968)", "M*A*S*H (1970)", "B*A*P*S (1997)", "...And Justice for All (1979)",
+                                   "Seven (Se7en) (1995)", "Independence Day (ID4) (1996)"])
+@pytest.mark.parametrize("shape", ["1. {t}\n2. Heat (1995)", "1. Heat (1995)\n2. {t}\n3. Fargo",
+                                   "- {t}\n- Heat", "{t}\nHeat (1995)", "1. {t} - a classic\n2. Heat"])
+def test_titles_full_of_punctuation_are_titles_not_junk(title, shape):
+    """Catalog titles copied into a list come back out (the junk filter let "If...." fall)."""
+    parsed = parse_titles(shape.format(t=title))
+    assert title in parsed.titles or title in [a for alts in parsed.alternatives for a in alts], parsed

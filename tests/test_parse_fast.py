@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from recllm.grounding import clean
-from recllm.grounding.clean import _NOT_TEXT, _OPENERS, _PAIRS, clean_item
+from recllm.grounding.clean import _JUNK, _OPENERS, _PAIRS, clean_item
 from recllm.grounding.parse import parse_titles
 
 LINES = [
@@ -19,10 +19,11 @@ LINES = [
 ]
 
 
-def test_not_text_is_neither_alnum_nor_space_for_every_code_point():
+def test_junk_is_neither_alnum_space_nor_punctuation_for_every_code_point():
     every = "".join(map(chr, range(sys.maxunicode + 1)))
-    found = set(_NOT_TEXT.findall(every))
-    assert found == {c for c in every if not (c.isalnum() or c.isspace())}
+    punctuation = {chr(c) for c in [*range(0x21, 0x7F), *range(0xA1, 0xC0), *range(0x2010, 0x205F)]}
+    found = set(_JUNK.findall(every))
+    assert found == {c for c in every if not (c.isalnum() or c.isspace() or c in punctuation)}
 
 
 def test_every_emphasis_pair_opens_with_a_listed_character():

@@ -23,9 +23,10 @@ TRAILING_ARTICLES = frozenset(
 # "Die Hard", "O Brother" and "De-Lovely" must keep their first word.
 KEY_ARTICLES = frozenset("the a an le la les l el los las il lo gli der das une un una uno".split())
 
-_YEAR_AT_END = re.compile(r"\s*[\(\[]\s*(\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\s*[\)\]]\s*$")
-_PAREN_AT_END = re.compile(r"\s*\(([^()]*)\)\s*$")
-_TRAILING_ARTICLE = re.compile(r"^(.*\S),\s*([\w']+)\s*$", re.UNICODE)
+# End-anchored patterns run on right-stripped text and start at a bracket, never with "\s*":
+# a leading "\s*" rescans a long run of spaces from every position (quadratic time).
+_YEAR_AT_END = re.compile(r"[\(\[]\s*(\d{4})(?:\s*[-–]\s*(?:\d{4})?)?\s*[\)\]]$")
+_PAREN_AT_END = re.compile(r"\(([^()]*)\)$")
 _AKA = re.compile(r"^(?:a\.?k\.?a\.?|aka)\s+", re.IGNORECASE)
 _ELIDED_ARTICLE = re.compile(r"^[ld]['’]\s*(?=\w)")
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
@@ -44,18 +45,20 @@ class TitleParts:
 
 def split_year(text: str) -> tuple[str, int | None]:
     """("Heat (1995)") -> ("Heat", 1995); brackets and year ranges ("(2006– )") too."""
-    match = _YEAR_AT_END.search(text)
+    text = text.strip()
+    match = _YEAR_AT_END.search(text, max(0, len(text) - 40))  # a year group is short
     if not match:
-        return text.strip(), None
+        return text, None
     return text[: match.start()].strip(), int(match.group(1))
 
 
 def move_trailing_article(text: str) -> str:
     """"Usual Suspects, The" -> "The Usual Suspects"; "Homme du train, L'" -> "L'Homme du train"."""
-    match = _TRAILING_ARTICLE.match(text.strip())
-    if not match or match.group(2).lower() not in TRAILING_ARTICLES:
-        return text.strip()
-    body, article = match.group(1), match.group(2)
+    text = text.strip()
+    comma = text.rfind(",")
+    body, article = text[:comma].rstrip(), text[comma + 1:].strip()
+    if comma <= 0 or not body or article.lower() not in TRAILING_ARTICLES:
+        return text
     return f"{article}{body}" if article.endswith("'") else f"{article} {body}"
 
 
@@ -65,7 +68,8 @@ def split_title(raw: str) -> TitleParts:
     alternates: list[str] = []
     # Peel trailing "(alternate title)" groups; stop before eating the whole title.
     while True:
-        match = _PAREN_AT_END.search(text)
+        text = text.rstrip()
+        match = _PAREN_AT_END.search(text, max(0, text.rfind("(")))
         if not match or not text[: match.start()].strip():
             break
         alt = _AKA.sub("", match.group(1)).strip()
@@ -100,6 +104,16 @@ def title_key(text: str) -> str:
     if len(words) > 1 and words[0] in KEY_ARTICLES:
         words = words[1:]
     return " ".join(words)
+
+
+def leading_article(text: str) -> str:
+    """The article `title_key` drops from the front, lower-cased, or "": "Island, The (1983)" and
+    "The Island" give "the", "Island" gives "". Tells apart titles that share a key."""
+    text = move_trailing_article(split_year(text)[0]).lower()
+    if text[:2] in ("l'", "l’") and text[2:3].isalnum():
+        return "l'"
+    words = text.split(maxsplit=2)
+    return words[0] if len(words) > 1 and words[0] in KEY_ARTICLES else ""
 
 
 def title_keys(parts: TitleParts) -> list[str]:

@@ -98,8 +98,10 @@ CACHE_SIZE = 1 << 15
 _clean_cached = lru_cache(maxsize=CACHE_SIZE)(_clean)
 _YEAR_AT_END = re.compile(r"[(\[]\s*\d{4}\s*[)\]]\s*$")
 _OPENERS = frozenset(open_[0] for open_, _ in _PAIRS)
-# A character that is neither str.isalnum() nor str.isspace() (\w is isalnum plus "_").
-_NOT_TEXT = re.compile(r"[^\w\s]|_")
+# Junk: a character that is not alnum, not space (\w is isalnum plus "_") and not punctuation
+# titles are written with ("If....", "M*A*S*H"): ASCII's, Latin-1's, and the general
+# punctuation block (dashes, quotes, ellipsis).
+_JUNK = re.compile(r"[^\w\s!-/:-@\[-`{-~\u00a1-\u00bf\u2010-\u205e]")
 
 
 def _emphasized(text: str) -> tuple[str, str] | None:
@@ -174,7 +176,9 @@ def _continues(segment: str) -> bool:
 
 
 def _tidy(title: str) -> str:
-    title = title.strip().strip("*_ \t").rstrip(".,;:").strip()
+    title = title.strip().strip("*_ \t")
+    if not title.endswith("..."):  # an ellipsis is the title's own ("If....")
+        title = title.rstrip(".,;:").strip()
     if len(title) >= 2 and title[0] in "\"“'«‘" and title[-1] in "\"”'»’":
         title = title[1:-1].strip()
     return title
@@ -187,8 +191,8 @@ def _valid(title: str, alts: tuple[str, ...], prose: bool) -> tuple[str, tuple[s
     words = len(title.split())
     if words > (MAX_PROSE_WORDS if prose else MAX_TITLE_WORDS):
         return None
-    # Junk (binary decoded as text): most characters neither letters, digits nor spaces.
-    if len(title) - len(_NOT_TEXT.findall(title)) < 0.6 * len(title):
+    # Junk (binary decoded as text): most characters neither text nor punctuation.
+    if len(title) - len(_JUNK.findall(title)) < 0.6 * len(title):
         return None
     return title, alts
 

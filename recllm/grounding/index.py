@@ -16,6 +16,9 @@ import numpy as np
 from rapidfuzz.distance import OSA
 
 _MAX_LEN = 1023  # longer keys share one length bucket
+# A word's deletion neighbourhood holds len(word) strings of len(word) - 1 letters: quadratic.
+# Longer words (no title's, in practice) are spelled exactly; the q-gram pass still sees typos.
+MAX_SPELL_WORD = 40
 _BITS = 16  # code points above the BMP fold to 0xFFFF; q <= 4 characters pack into one uint64
 
 
@@ -183,7 +186,7 @@ class WordIndex:
         # Deletion neighbourhood of every word of 3+ letters: hash(variant) -> word id.
         hashes, ids = [], []
         for wid, w in enumerate(self.words):
-            if len(w) >= 3:
+            if 3 <= len(w) <= MAX_SPELL_WORD:
                 for v in _deletions(w):
                     hashes.append(hash(v))
                     ids.append(wid)
@@ -204,7 +207,7 @@ class WordIndex:
             if self.offsets[wid + 1] - self.offsets[wid] >= 2:
                 return [wid]
             found.add(wid)
-        if len(word) >= 3:
+        if 3 <= len(word) <= MAX_SPELL_WORD:
             h = np.fromiter((hash(v) for v in _deletions(word)), dtype=np.int64)
             lo = self.del_hashes.searchsorted(h, "left")
             hi = self.del_hashes.searchsorted(h, "right")

@@ -31,7 +31,9 @@ def aliases(display: str) -> tuple[str, ...]:
     "star wars empire strikes back"; "Dr. Strangelove or: How I ..." -> "dr strangelove"."""
     if ":" not in display:
         return ()
-    head = re.sub(r"\s+or$", "", display.split(":", 1)[0].strip())
+    head = display.split(":", 1)[0].strip()
+    if head.endswith(" or"):  # "Dr. Strangelove or: How I ..." (no "\s+or$": quadratic on long spaces)
+        head = head[:-3].rstrip()
     names = [head]
     episode = _EPISODE.match(display)
     if episode:
@@ -42,3 +44,18 @@ def aliases(display: str) -> tuple[str, ...]:
 
 def query_year(text: str) -> int | None:
     return split_year(text)[1]
+
+
+# "Law and Order 1953", "Title - 1953", "Title, 1953", "Title: 1953": a year written without brackets.
+_BARE_YEAR = re.compile(r"(?<![\d.])\s*[-–—,:]?\s*(1[89]\d\d|20\d\d)\s*[.!]?$")
+
+
+def split_bare_year(text: str) -> tuple[str, int] | None:
+    """("Law and Order 1953") -> ("Law and Order", 1953), or None. Only a reading: "Blade Runner
+    2049" is a title, so the matcher tries the whole text first and takes this reading only
+    for items whose known year is near the number."""
+    text = text.rstrip()
+    match = _BARE_YEAR.search(text, max(0, len(text) - 16))
+    if not match or not any(ch.isalpha() for ch in text[: match.start()]):
+        return None
+    return text[: match.start()].rstrip(" -–—,:"), int(match.group(1))

@@ -23,13 +23,17 @@ from typing import Literal
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from recllm.data.titles import split_title
+from recllm.data.titles import leading_article, split_title
 from recllm.errors import RecllmError
 from recllm.grounding.index import GramIndex, WordIndex, unique
-from recllm.grounding.keys import aliases, match_key, query_year
+from recllm.grounding.keys import aliases, match_key, query_year, split_bare_year
 from recllm.grounding.verify import strip_article_typo, typo_edits
 
 TieBreak = Literal["popular", "first", "latest", "earliest"]
+MAX_QUERY_CHARS = 1_000  # a longer query is prose, unless the catalog itself has titles that long
+MAX_FUZZY_CHARS = 300  # longer titles are matched by their keys only (the parser's own cap)
+
+
 @dataclass(frozen=True)
 class Match:
     """A title grounded to a catalog item. `score` is 100 for key matches, else fuzz.ratio."""
@@ -90,6 +94,7 @@ class TitleMatcher:
         self.titles: list[str] = []
         self.years: list[int | None] = []
         self.popularity: list[float] = []
+        self.articles: list[str] = []  # leading article of each display title ("the", "" ...)
         self.item_keys: list[tuple[int, ...]] = []
         self.keys: list[str] = []  # unique match keys; index = key id
         self.key_items: list[list[int]] = []  # key id -> item indices, catalog order
@@ -105,6 +110,7 @@ class TitleMatcher:
             self.titles.append(title)
             self.years.append(None if year is None or year != year else int(year))
             self.popularity.append(float((popularity or {}).get(item_id, 0.0)))
+            self.articles.append(leading_article(parts.display))
             own: list[int] = []
             for name in names:
                 key = match_key(name)
@@ -124,10 +130,14 @@ class TitleMatcher:
                 self._alias.setdefault(alias, []).append(idx)
             self.item_alias.append(own_aliases)
         self.has_popularity = popularity is not None
+        longest = max((len(t) for t in self.titles), default=0)
+        self.max_query_chars = max(MAX_QUERY_CHARS, longest + 100)
+        # Keys too long for any fuzzy query stay out of the fuzzy indexes (exact lookup only).
+        fuzzy_keys = [k if len(k) <= MAX_FUZZY_CHARS else "" for k in self.keys]
         # How many titles use each word: tells a typo from another real word (see verify.py).
-        self.vocab: dict[str, int] = Counter(w for k in self.keys for w in set(k.split()))
-        self.index = GramIndex(self.keys, q=gram_size) if self.cutoff < 100 else None
-        self.words = WordIndex(self.keys) if self.cutoff < 100 else None
+        self.vocab: dict[str, int] = Counter(w for k in fuzzy_keys for w in set(k.split()))
+        self.index = GramIndex(fuzzy_keys, q=gram_size) if self.cutoff < 100 else None
+        self.words = WordIndex(fuzzy_keys) if self.cutoff < 100 else None
         self._cache: dict[str, Match | None] = {}
         self._key_array: np.ndarray | None = None  # keys as an object array, for fancy indexing
 
@@ -174,20 +184,54 @@ class TitleMatcher:
         return result
 
     def _lookup(self, title: str, fuzzy: bool) -> Match | None:
-        key, year = match_key(title), query_year(title)
-        if not key:
+        if len(title) > self.max_query_chars:
+            return None  # prose, not a title: no catalog title is this long
+        readings, article = self._readings(title)
+        if not readings:
             return None
-        kid = self._key_id.get(key)
-        if kid is not None:
-            return self._keyed(self.key_items[kid], year, "exact")
-        alias = self._alias.get(key)
-        if alias:
-            return self._keyed(alias, year, "alias")
-        if fuzzy and self.cutoff < 100:
-            return self._fuzzy(key, year)
+        # Keys of the query's other names: "Clean Slate (Coup de Torchon)" names the 1981 film.
+        hint = {self._key_id[k] for k, _, _ in readings if k in self._key_id} if len(readings) > 1 else None
+        for key, year, strict in readings:  # every reading's exact key before any fuzzy guess
+            kid = self._key_id.get(key)
+            if kid is not None:
+                found = self._keyed(self.key_items[kid], year, "exact", article, kid, strict, hint)
+                if found is not None:
+                    return found
+        for key, year, strict in readings:
+            alias = self._alias.get(key)
+            if alias:
+                found = self._keyed(alias, year, "alias", article, None, strict)
+                if found is not None:
+                    return found
+        if fuzzy and self.cutoff < 100 and len(title) <= MAX_FUZZY_CHARS:
+            for key, year, strict in readings[:3]:  # whole text, bare-year reading, display part
+                found = self._fuzzy(key, year, article, strict)
+                if found is not None:
+                    return found
         return None
 
-    def _fuzzy(self, key: str, year: int | None) -> Match | None:
+    def _readings(self, title: str) -> tuple[list[tuple[str, int | None, bool]], str]:
+        """(key, year, year required) readings of a query, most literal first, and its leading
+        article: the whole text; without a bare trailing year ("Law and Order 1953": only items
+        of a known, near year); split like a catalog title ("Seven (Se7en) (1995)": the display
+        part, then each alternate)."""
+        key, year = match_key(title), query_year(title)
+        if not key:
+            return [], ""
+        out = [(key, year, False)]
+        if year is None:
+            bare = split_bare_year(title)
+            if bare is not None:
+                out.append((match_key(bare[0]), bare[1], True))
+        display = title
+        if "(" in title:
+            parts = split_title(title)
+            display = parts.display
+            out += [(match_key(name), year, False) for name in (parts.display, *parts.alternates)]
+        seen: set[str] = set()
+        return [r for r in out if r[0] and not (r[0] in seen or seen.add(r[0]))], leading_article(display)
+
+    def _fuzzy(self, key: str, year: int | None, article: str = "", strict: bool = False) -> Match | None:
         """Blocked candidates -> fuzz.ratio >= cutoff -> typo check -> fewest edits wins.
 
         Candidates come from the rarest q-grams first, then (for titles of several words, when
@@ -201,20 +245,21 @@ class TitleMatcher:
         if trimmed:
             variants.append(trimmed)
         if self.index is None:  # a restricted matcher: few keys, scan them all
-            return self._pick(variants, np.arange(len(self.keys)), key, year)
+            return self._pick(variants, np.arange(len(self.keys)), key, year, article, strict)
         cand = [self.index.candidates(v, max_edits=2 if v.count(" ") < 3 else 4,  # what typo_edits
                                       budget=self.posting_budget, limit=self.max_candidates)
                 for v in variants]
         cand = cand[0] if len(cand) == 1 else unique(np.concatenate(cand))
-        found = self._pick(variants, cand, key, year)
+        found = self._pick(variants, cand, key, year, article, strict)
         if found is not None or self.words is None:
             return found
         more = np.concatenate([self.words.candidates(v, limit=self.max_candidates) for v in variants])
         tried = set(cand.tolist())
         more = np.asarray([k for k in unique(more).tolist() if k not in tried], dtype=np.int64)
-        return self._pick(variants, more, key, year)
+        return self._pick(variants, more, key, year, article, strict)
 
-    def _pick(self, variants: list[str], cand: np.ndarray, key: str, year: int | None) -> Match | None:
+    def _pick(self, variants: list[str], cand: np.ndarray, key: str, year: int | None,
+              article: str = "", strict: bool = False) -> Match | None:
         if len(cand) == 0:
             return None
         if self._key_array is None:
@@ -233,12 +278,8 @@ class TitleMatcher:
             edits = typo_edits(key, self.keys[kid], self.vocab)
             if edits is None:
                 continue
-            items = self.key_items[kid]
-            if year is not None:
-                near = [i for i in items if self.years[i] is not None
-                        and abs(self.years[i] - year) <= self.year_window]
-                if not near and any(self.years[i] is not None for i in items):
-                    continue  # a look-alike from another time is another work
+            if not self._in_time(self.key_items[kid], year, strict):
+                continue  # a look-alike from another time is another work
             ranked.append((edits, -score, kid))
         if not ranked:
             return None
@@ -246,19 +287,34 @@ class TitleMatcher:
         if len(ranked) > 1 and ranked[1][:2] == ranked[0][:2]:
             return None
         edits, neg_score, kid = ranked[0]
-        return self._make(self._resolve(self.key_items[kid], year), round(-neg_score, 2), "fuzzy")
+        items = self._in_time(self.key_items[kid], year, strict)
+        return self._make(self._resolve(items, year, article, kid), round(-neg_score, 2), "fuzzy")
 
-    def _keyed(self, items: list[int], year: int | None, method: str) -> Match | None:
-        """A key match, unless the answer's year rules out every item under the key
-        ("Psycho (1998)" when the catalog has only the 1960 film)."""
-        if year is not None and all(
-            self.years[i] is not None and abs(self.years[i] - year) > self.year_window for i in items
-        ):
+    def _in_time(self, items: list[int], year: int | None, strict: bool) -> list[int]:
+        """The items a year leaves in play: all when there is no year; none when every item's
+        year is far from it ("Psycho (1998)" when the catalog has only the 1960 film); `strict`
+        (a bare number read as a year): only items whose known year is near it."""
+        if year is None:
+            return items
+        near = [i for i in items if self.years[i] is not None and abs(self.years[i] - year) <= self.year_window]
+        if near or strict:
+            return near
+        return [] if any(self.years[i] is not None for i in items) else items
+
+    def _keyed(self, items: list[int], year: int | None, method: str, article: str = "",
+               kid: int | None = None, strict: bool = False, hint: set[int] | None = None) -> Match | None:
+        """A key match, unless the answer's year rules out every item under the key."""
+        items = self._in_time(items, year, strict)
+        if not items:
             return None
-        return self._make(self._resolve(items, year), 100.0, method)
+        return self._make(self._resolve(items, year, article, kid, hint), 100.0, method)
 
-    def _resolve(self, items: list[int], year: int | None) -> int:
-        """One item of several sharing a key: closest year, then `tie_break`."""
+    def _resolve(self, items: list[int], year: int | None, article: str = "", kid: int | None = None,
+                 hint: set[int] | None = None) -> int:
+        """One item of several sharing a key: closest year; then the one answering to most of
+        the query's names (`hint`); then one whose own display title has the key (not an
+        alternate title); then one whose display starts with the answer's article ("The Island"
+        -> "Island, The (1983)", "Island" -> "Island (1989)"); then `tie_break`."""
         if len(items) == 1:
             return items[0]
         pool = items
@@ -269,6 +325,14 @@ class TitleMatcher:
                 pool = [i for i, d in zip(items, dist) if d == closest]
                 if len(pool) == 1:
                     return pool[0]
+        if hint and len(hint) > 1:
+            shared = [len(hint.intersection(self.item_keys[i])) for i in pool]
+            pool = [i for i, n in zip(pool, shared) if n == max(shared)]
+        if kid is not None:
+            pool = [i for i in pool if self.item_keys[i][:1] == (kid,)] or pool
+        pool = [i for i in pool if self.articles[i] == article] or pool
+        if len(pool) == 1:
+            return pool[0]
         mode = self.tie_break
         if mode == "popular" and self.has_popularity:
             return max(pool, key=lambda i: (self.popularity[i], -i))
@@ -305,6 +369,7 @@ class TitleMatcher:
         sub.titles = [self.titles[i] for i in idxs]
         sub.years = [self.years[i] for i in idxs]
         sub.popularity = [self.popularity[i] for i in idxs]
+        sub.articles = [self.articles[i] for i in idxs]
         sub.item_alias = [self.item_alias[i] for i in idxs]
         sub.keys, sub.key_items, sub._key_id, sub.item_keys, sub._alias = [], [], {}, [], {}
         for new, old in enumerate(idxs):
