@@ -177,10 +177,10 @@ class OpenAIBackend(Backend):
                     text = choice.message.content if chat else choice.text
                     texts.append(cut_at_stop(text, request.params.stop)[0])
                 finish = finish or reply.choices[0].finish_reason
-                if reply.usage is not None:
-                    prompt_tokens = reply.usage.prompt_tokens if reply.usage.prompt_tokens is not None \
-                        else prompt_tokens
-                    completion_tokens += reply.usage.completion_tokens or 0
+                usage = reply.usage or _Usage()
+                if usage.prompt_tokens is not None:
+                    prompt_tokens = usage.prompt_tokens
+                completion_tokens += usage.completion_tokens or 0
         except Exception as exc:  # noqa: BLE001 -- whatever happens, it is this request's error only
             problem = exc.message if isinstance(exc, RecllmError) else f"{type(exc).__name__}: {exc}"
             return GenerationResult([], seconds=time.perf_counter() - started,
