@@ -77,6 +77,7 @@ def cacheable(request: GenerationRequest) -> bool:
 
 DAMAGED = {11, 26}  # SQLite's primary codes SQLITE_CORRUPT and SQLITE_NOTADB
 _RESULT = TypeAdapter(GenerationResult)  # checks a stored row's fields and their types
+_RAISE = object()
 
 
 def damaged(exc: BaseException) -> bool:
@@ -93,6 +94,7 @@ class ResponseCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.log = log or (lambda message: print(message, file=sys.stderr))
         self.bad_rows = 0  # rows that did not decode: served as misses
+        self._warned = False
         self._lock = threading.Lock()
         try:
             self._db = self._connect()
@@ -128,16 +130,26 @@ class ResponseCache:
                  "and started an empty cache (answers will be asked again)")
         self._db = self._connect()
 
-    def _run(self, operation: Callable[[sqlite3.Connection], Any]) -> Any:
-        """`operation(db)` under the lock; on a damaged file, once more on a fresh one."""
+    def _run(self, operation: Callable[[sqlite3.Connection], Any], *, fallback: Any = _RAISE) -> Any:
+        """`operation(db)` under the lock; on a damaged file, once more on a fresh one. With a
+        `fallback`, any other SQLite failure (disk full, read-only, locked for too long) is
+        warned about once and answered with it: the cache is a saving, never a reason to stop."""
         with self._lock:
             try:
-                return operation(self._db)
-            except sqlite3.DatabaseError as exc:
-                if not damaged(exc):
+                try:
+                    return operation(self._db)
+                except sqlite3.DatabaseError as exc:
+                    if not damaged(exc):
+                        raise
+                    self._set_aside(exc)
+                    return operation(self._db)
+            except sqlite3.Error as exc:
+                if fallback is _RAISE:
                     raise
-                self._set_aside(exc)
-                return operation(self._db)
+                if not self._warned:
+                    self._warned = True
+                    self.log(f"warning: response cache {self.path} failed ({exc}); going on without it")
+                return fallback
 
     def get_many(self, keys: Sequence[str]) -> dict[str, GenerationResult]:
         unique = list(dict.fromkeys(keys))
@@ -154,7 +166,7 @@ class ResponseCache:
                         self.bad_rows += 1
             return found
 
-        return self._run(read)
+        return self._run(read, fallback={})
 
     def put(self, key: str, identity: dict[str, Any], request: GenerationRequest,
             result: GenerationResult) -> None:
@@ -165,7 +177,8 @@ class ResponseCache:
         row = (key, str(identity.get("engine")), str(identity.get("model")),
                json.dumps(req, ensure_ascii=False), json.dumps(record, ensure_ascii=False), time.time())
         # autocommit mode: each INSERT is its own transaction
-        self._run(lambda db: db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row))
+        self._run(lambda db: db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row),
+                  fallback=None)
 
     def __len__(self) -> int:
         return self._run(lambda db: db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])

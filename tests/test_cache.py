@@ -248,3 +248,17 @@ def test_a_busy_database_is_not_mistaken_for_a_damaged_one():
     busy = sqlite3.OperationalError("database is locked")
     busy.sqlite_errorcode = 5
     assert not damaged(busy) and not damaged(sqlite3.DatabaseError("no code"))
+
+
+def test_a_cache_that_cannot_be_written_is_warned_about_once_and_skipped(tmp_path):
+    import sqlite3
+
+    said = []
+    cache = ResponseCache(tmp_path / "c.sqlite", log=said.append)
+    cache._db.close()
+    cache._db = sqlite3.connect(f"file:{tmp_path / 'c.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+    inner = CountingBackend()
+    backend = CachedBackend(inner, cache)
+    for _ in range(2):
+        assert [r.text for r in backend.generate(prompts("a", "b"))] == ["answer to a", "answer to b"]
+    assert inner.sent == 4 and len(said) == 1 and "going on without it" in said[0]
