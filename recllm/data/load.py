@@ -46,6 +46,10 @@ def load_dataset(name_or_path: str | Path, *, log: Log = stderr_log, **options: 
     name = named or (plan.path.stem if plan.path.is_file() else plan.path.name)
     if named:
         _apply_named(loaded, named, opts)
+    if opts.merge_duplicates:  # one work, one id (recllm/data/dedupe.py)
+        from recllm.data.dedupe import merge_duplicates
+
+        loaded.meta["merged_duplicate_items"] = merge_duplicates(loaded)
     inter, counts = apply_filters(loaded.interactions, threshold=opts.min_rating,
                                   duplicates=opts.duplicates, k=opts.k_core, where=str(plan.path))
     meta = {**loaded.meta, **counts, "files": [str(f) for f in loaded.files or plan.files],

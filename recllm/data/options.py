@@ -39,6 +39,8 @@ class LoadOptions(StrictOptions):
     k_core: int | None = Field(None, ge=1)
     domain: str | None = None
     domain_plural: str | None = None
+    merge_duplicates: bool = Field(True, description="merge items listed twice under two ids (same title "
+                                   "key, year and article; see recllm/data/dedupe.py)")
     cache: bool = True
 
     @field_validator("encoding")
