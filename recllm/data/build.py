@@ -43,8 +43,9 @@ def make_interactions(
     n = len(users)
     order = np.arange(n, dtype=np.int64)
     frame = pd.DataFrame({
-        "user_id": pd.Series(users, dtype=str).to_numpy(dtype=object),
-        "item_id": pd.Series(items, dtype=str).to_numpy(dtype=object),
+        # pd.array, not a Python object per id: Arrow strings under pandas 3 (memory ~ the text)
+        "user_id": pd.array(users, dtype=str),
+        "item_id": pd.array(items, dtype=str),
         "timestamp": order if timestamps is None else np.asarray(timestamps, dtype=np.int64),
         "rating": np.full(n, np.nan) if ratings is None else np.asarray(ratings, dtype=np.float64),
         "_order": order,

@@ -17,6 +17,7 @@ from typing import Any
 
 from recllm import paths
 from recllm.data.schema import Catalog, RecDataset
+from recllm.errors import writing_to
 
 CACHE_VERSION = 2  # bump when loaders change what they produce for the same files
 _LIST_COLUMNS = ("genres", "alternates")
@@ -37,8 +38,14 @@ def cache_key(source: str, options: dict[str, Any], files: list[Path]) -> str:
     return hashlib.sha256(blob).hexdigest()[:24]
 
 
+def home_hint() -> str:
+    """RECLLM_HOME as configured, without creating it (for error messages)."""
+    return os.environ.get("RECLLM_HOME") or str(Path.home() / ".cache" / "recllm")
+
+
 def cache_dir(key: str) -> Path:
-    return paths.home() / "tables" / key
+    with writing_to(home_hint(), " (or load with --no-cache)"):
+        return paths.home() / "tables" / key
 
 
 def load_cached(key: str) -> RecDataset | None:
@@ -64,9 +71,14 @@ def load_cached(key: str) -> RecDataset | None:
 
 def save_cached(key: str, dataset: RecDataset) -> Path:
     """Write atomically: a half-written cache entry is never read."""
+    folder = cache_dir(key)
+    with writing_to(folder.parent, " (or load with --no-cache)"):
+        return _save(folder, key, dataset)
+
+
+def _save(folder: Path, key: str, dataset: RecDataset) -> Path:
     import pyarrow as pa
 
-    folder = cache_dir(key)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{key}-"))
     try:

