@@ -93,3 +93,48 @@ def test_dense_fallback_equals_sparse(tiny_dataset):
         sparse_sim = cosine_neighbors(train.matrix, k).toarray()
         dense_sim = dense_cosine_neighbors(train.matrix.toarray(), k)
         np.testing.assert_allclose(dense_sim, sparse_sim, atol=1e-6)
+
+
+POWER_USER = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))   # 1 GiB of address space
+import numpy as np, pandas as pd
+sys.path.insert(0, "tests")
+from conftest import make_catalog
+from recllm.baselines.base import training_data
+from recllm.baselines.itemknn import ItemKNNBaseline
+from recllm.data.schema import RecDataset
+n = 8000    # one user with every item: an unbounded co-occurrence holds 64M entries (> 2 GB)
+rng = np.random.default_rng(0)
+rows = [("power", str(i), i) for i in range(n)]
+rows += [(f"u{u}", str(i), i) for u in range(500) for i in rng.choice(n, 10, replace=False)]
+inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(rating=np.nan)
+knn = ItemKNNBaseline(training_data(RecDataset("p", inter, make_catalog()), []), neighbors=50)
+assert knn.sim.shape == (n, n) and knn.sim.nnz <= n * 50
+print("ok")
+"""
+
+
+def test_itemknn_memory_is_bounded_for_a_user_with_every_item():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", POWER_USER], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-800:]
+
+
+def test_blocked_cosine_equals_one_block_and_cap_keeps_small_users():
+    from scipy import sparse
+
+    from recllm.baselines.itemknn import cap_user_items, cosine_neighbors
+
+    rng = np.random.default_rng(1)
+    m = sparse.csr_matrix((rng.random((40, 30)) < 0.2).astype(np.float32))
+    whole, blocked = cosine_neighbors(m, 5, block_entries=10**9), cosine_neighbors(m, 5, block_entries=31)
+    assert (whole != blocked).nnz == 0 and whole.nnz <= 30 * 5
+    users, items = np.array([0, 0, 0, 1, 1]), np.array([0, 1, 2, 0, 3])
+    cu, ci = cap_user_items(users, items, cap=2, seed=0)
+    assert np.bincount(cu).tolist() == [2, 2] and set(ci[cu == 1]) == {0, 3}

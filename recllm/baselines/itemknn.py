@@ -3,9 +3,11 @@
 sim(i, j) = |U_i ∩ U_j| / sqrt(|U_i| |U_j|)   (cosine on binary user-item co-occurrence)
 
 Each item keeps its `neighbors` most similar items; a user's score for item i is the sum of
-sim(j, i) over the items j in the user's (possibly truncated) history. Everything is sparse
-matrix algebra (scipy), so ML-1M fits in a few seconds on two cores; without scipy the same
-algebra runs on dense numpy arrays (fine up to a few ten thousand items).
+sim(j, i) over the items j in the user's shown (possibly truncated) history. Everything is
+sparse matrix algebra (scipy), so ML-1M fits in a few seconds on two cores; memory is bounded
+by the item count times `neighbors` plus one block of rows, and time is linear in interactions
+(users above `max_user_items` contribute a seeded subset). Without scipy the same algebra runs
+on dense numpy arrays (fine up to a few ten thousand items).
 """
 
 from __future__ import annotations
@@ -32,21 +34,50 @@ def dense_cosine_neighbors(matrix: np.ndarray, neighbors: int) -> np.ndarray:
     return sim
 
 
-def cosine_neighbors(matrix, neighbors: int):
+def cosine_neighbors(matrix, neighbors: int, block_entries: int = 1 << 23):
     """Item x item cosine similarity of a binary (users x items) csr matrix, top `neighbors`
-    per row, diagonal removed. Returns a csr matrix whose row j holds sim(j, ·)."""
+    per row, diagonal removed. Returns a csr matrix whose row j holds sim(j, ·).
+
+    Rows are computed in blocks and pruned at once, so the unpruned co-occurrence never holds
+    more than about `block_entries` entries (one user with every item would otherwise make it
+    items x items)."""
     from scipy import sparse
 
     x = matrix.tocsc().astype(np.float32)
-    co = (x.T @ x).tocsr()                         # co[i, j] = |U_i ∩ U_j|
-    norms = np.sqrt(np.asarray(co.diagonal(), dtype=np.float64))
-    co.setdiag(0.0)
-    co.eliminate_zeros()
-    co = co.tocoo()
-    denom = norms[co.row] * norms[co.col]
-    vals = np.divide(co.data, denom, out=np.zeros(len(co.data)), where=denom > 0)
-    sim = sparse.csr_matrix((vals, (co.row, co.col)), shape=co.shape)
-    return _prune_rows(sim, neighbors)
+    n = x.shape[1]
+    norms = np.sqrt(np.asarray(x.sum(axis=0), dtype=np.float64).ravel())  # |U_i| (binary)
+    xt = x.T.tocsr()
+    step = max(1, block_entries // max(n, 1))
+    parts = []
+    for lo in range(0, n, step):
+        co = (xt[lo:lo + step] @ x).tocoo()        # co[i - lo, j] = |U_i ∩ U_j|
+        off = co.row + lo != co.col
+        rows, cols, data = co.row[off], co.col[off], co.data[off]
+        denom = norms[rows + lo] * norms[cols]
+        vals = np.divide(data, denom, out=np.zeros(len(data)), where=denom > 0)
+        block = sparse.csr_matrix((vals, (rows, cols)), shape=(co.shape[0], n))
+        block.eliminate_zeros()
+        parts.append(_prune_rows(block, neighbors))
+    if not parts:
+        return sparse.csr_matrix((n, n))
+    return sparse.vstack(parts, format="csr")
+
+
+def cap_user_items(user_codes: np.ndarray, item_codes: np.ndarray, cap: int, seed: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """At most `cap` items per user (a seeded random subset for users above it), so the work of
+    co-occurrence, sum over users of min(n_u, cap)^2, stays linear in interactions."""
+    counts = np.bincount(user_codes)
+    if not len(counts) or counts.max() <= cap:
+        return user_codes, item_codes
+    rng = np.random.default_rng(seed)
+    keep = np.ones(len(user_codes), bool)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])  # pairs are sorted by user
+    for u in np.flatnonzero(counts > cap):
+        lo = starts[u]
+        drop = rng.choice(counts[u], size=counts[u] - cap, replace=False)
+        keep[lo + drop] = False
+    return user_codes[keep], item_codes[keep]
 
 
 def _prune_rows(sim, keep: int):
@@ -72,12 +103,25 @@ class ItemKNNBaseline(Baseline):
 
     name = "itemknn"
 
+    # Users with more training items than this contribute a random subset of this many
+    # (ML-1M's largest user has 2,314, so it is untouched; a 100,000-item user would cost
+    # 10^10 pair updates).
+    max_user_items = 5000
+
     def __init__(self, train: TrainData, seed: int = 0, neighbors: int = 100):
         super().__init__(train, seed)
         self.neighbors = neighbors
-        matrix = train.matrix
-        self.sim = dense_cosine_neighbors(matrix, neighbors) if isinstance(matrix, np.ndarray) \
-            else cosine_neighbors(matrix, neighbors)
+        users, items = cap_user_items(train.user_codes, train.item_codes, self.max_user_items, seed)
+        try:
+            from scipy import sparse
+        except ImportError:
+            dense = np.zeros((train.n_users, train.n_items), dtype=np.float32)
+            dense[users, items] = 1.0
+            self.sim = dense_cosine_neighbors(dense, neighbors)
+        else:
+            matrix = sparse.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)),
+                                       shape=(train.n_users, train.n_items))
+            self.sim = cosine_neighbors(matrix, neighbors)
 
     def scores(self, cases: Sequence[UserCase]) -> np.ndarray:
         if not cases:
