@@ -194,3 +194,87 @@ def test_catalog_ids_that_match_nothing(tmp_path):
     err = error_of(tmp_path / "r.csv", items=str(tmp_path / "items.csv"))
     assert "no interaction's item is in the catalog" in err.message and "'m1'" in err.message
     assert "--id-col" in err.hint
+
+
+# Issue 8, item 20: each of these was a traceback (or a silently wrong value) before.
+
+def test_missing_items_file(tmp_path):
+    (tmp_path / "r.csv").write_text("user_id,item_id\nu,a\n")
+    err = error_of(tmp_path / "r.csv", items=str(tmp_path / "nope.csv"))
+    assert "--items" in err.message and err.where == str(tmp_path / "nope.csv")
+
+
+def test_duplicate_header_names(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("user_id,user_id,item_id\nu,u,a\n")
+    err = error_of(path)
+    assert err.where == f"{path}:1" and "duplicate column" in err.message and "'user_id'" in err.message
+
+
+def test_json_array_of_non_objects(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text('[{"user_id": "u", "item_id": "a"}, 2, 3]')
+    err = error_of(path)
+    assert "element 2" in err.message and "a number" in err.message and err.where == str(path)
+
+
+def test_corrupt_gzip(tmp_path):
+    path = tmp_path / "r.csv.gz"
+    path.write_bytes(b"not gzip at all")
+    assert "corrupt gzip" in error_of(path).message
+    import gzip
+
+    path.write_bytes(gzip.compress(b"user_id,item_id\n" + b"u,a\n" * 1000)[:40])  # truncated
+    assert "corrupt gzip" in error_of(path).message
+
+
+def test_folder_whose_ratings_csv_is_not_movielens(tmp_path):
+    (tmp_path / "ratings.csv").write_text("a,b\n1,2\n")
+    err = error_of(tmp_path)
+    assert "not a MovieLens ratings.csv" in err.message and "'userId'" in err.message
+    assert str(tmp_path / "ratings.csv") in err.hint
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e30", "-1e30", "9223372036854775808"])
+def test_timestamps_out_of_range_name_line_and_field(tmp_path, value):
+    path = tmp_path / "r.csv"
+    path.write_text(f"user_id,item_id,timestamp\nu,a,1\nu,b,{value}\nu,c,3\n")
+    err = error_of(path)
+    assert err.where == f"{path}:3" and "'timestamp'" in err.message
+
+
+def test_atomic_timestamp_out_of_range(tmp_path):
+    path = tmp_path / "x.inter"
+    path.write_text("user_id:token\titem_id:token\ttimestamp:float\nu\ta\t1\nu\tb\t1e30\n")
+    assert error_of(path).where == f"{path}:3"
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "Infinity"])
+def test_infinite_ratings_are_refused(tmp_path, value):
+    path = tmp_path / "r.csv"
+    path.write_text(f"user_id,item_id,timestamp,rating\nu,a,1,4\nu,b,2,{value}\n")
+    err = error_of(path)
+    assert err.where == f"{path}:3" and "'rating'" in err.message and "finite" in err.message
+
+
+def test_line_numbers_after_embedded_newlines(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text('user_id,item_id,title,timestamp\nu,a,"two\nlines",1\n\nu,b,"three\nmore\nlines",2\n'
+                    'u,c,x,later\n')
+    err = error_of(path)
+    assert err.where == f"{path}:8" and "'later'" in err.message
+    path.write_text('user_id,item_id,title\r\nu,a,"x\r\ny"\r\n\r\nu,b\r\n')  # CRLF, a short row
+    err = error_of(path)
+    assert err.where == f"{path}:5" and "expected 3 fields, found 2" in err.message
+
+
+def test_streamed_reader_keeps_every_row_and_field(tmp_path):
+    """A multi-character separator split across read blocks, quotes kept as data (no quoting)."""
+    from recllm.data import readers
+
+    rows = [f'u{i}::m{i % 7}::{i % 5 + 1}::{1000 + i}' for i in range(30000)]
+    path = tmp_path / "ratings.dat"
+    path.write_text("\n".join(rows) + "\n")
+    frame = readers.read_delimited(path, sep="::", header=False, names=["u", "i", "r", "t"])
+    assert len(frame) == 30000 and frame["t"].iloc[-1] == "30999" and frame["_line"].iloc[-1] == 30000
+    assert frame["u"].iloc[12345] == "u12345" and frame["i"].iloc[12345] == "m4"

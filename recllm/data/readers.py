@@ -396,7 +396,8 @@ def to_timestamp(frame: pd.DataFrame, column: str, path: Path, unit: str = "s") 
             raise RecllmError(f"field {column!r}: expected a number (a timestamp), got {values.iloc[row]!r}",
                               where=f"{path}:{frame['_line'].iloc[row]}")
         scale = {"s": 1, "ms": 1000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
-        seconds = numbers.to_numpy(dtype=np.float64) // scale
+        with np.errstate(invalid="ignore"):  # inf // n is nan, refused just below
+            seconds = numbers.to_numpy(dtype=np.float64) // scale
         out = ~((seconds >= MIN_SECONDS) & (seconds <= MAX_SECONDS))  # also inf and nan
         if out.any():  # casting would wrap to INT64_MIN, and dates could not be shown
             row = int(np.flatnonzero(out)[0])

@@ -60,16 +60,19 @@ def read_table(path: Path, options: LoadOptions) -> pd.DataFrame:
 
 def _array_frame(rows, path: Path) -> pd.DataFrame:
     """A JSON array of objects as a table; `_line` is the 1-based element number."""
-    if not isinstance(rows, list):
-        raise RecllmError(f"expected a JSON array of objects, found a {type(rows).__name__}", where=str(path))
     bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
     if bad is not None:
-        raise RecllmError(f"element {bad + 1} of the JSON array is a {type(rows[bad]).__name__}, "
+        raise RecllmError(f"element {bad + 1} of the JSON array is {_json_kind(rows[bad])}, "
                           "expected an object ({\"user_id\": ..., \"item_id\": ...})", where=str(path),
                           hint="write one object per interaction (a JSON array or JSON Lines)")
     frame = pd.DataFrame(rows)
     frame["_line"] = np.arange(1, len(frame) + 1)
     return frame
+
+
+def _json_kind(value) -> str:
+    kinds = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
+    return kinds.get(type(value), "null")
 
 
 def _first_line(path: Path, encoding: str) -> str:
