@@ -58,7 +58,7 @@ def test_random_is_seeded_per_user(tiny_dataset):
 def test_itemknn_cosine_by_hand(tiny_dataset):
     cases = cases_of(tiny_dataset)
     train = training_data(tiny_dataset, cases)
-    knn = get_baseline("itemknn", train, neighbors=50)
+    knn = get_baseline("itemknn", train, options={"neighbors": 50})
     sim = knn.sim.toarray()
     i1, i2 = train.index["1"], train.index["2"]
     x = train.matrix.toarray()
@@ -73,7 +73,7 @@ def test_itemknn_cosine_by_hand(tiny_dataset):
 def test_itemknn_keeps_top_neighbors(tiny_dataset):
     cases = cases_of(tiny_dataset)
     train = training_data(tiny_dataset, cases)
-    knn = get_baseline("itemknn", train, neighbors=1)
+    knn = get_baseline("itemknn", train, options={"neighbors": 1})
     assert (np.diff(knn.sim.indptr) <= 1).all()
 
 
@@ -83,16 +83,23 @@ def test_unknown_baseline(tiny_dataset):
         get_baseline("popularty", train)
 
 
-def test_dense_fallback_equals_sparse(tiny_dataset):
-    """Without scipy, item-kNN runs on dense numpy arrays with the very same result."""
-    from recllm.baselines.itemknn import cosine_neighbors, dense_cosine_neighbors
+def test_cosine_neighbors_equal_a_dense_reference(tiny_dataset):
+    """Sparse, blocked item-kNN = cosine on the dense co-occurrence, top k per row."""
+    from recllm.baselines.itemknn import cosine_neighbors
 
     cases = cases_of(tiny_dataset)
     train = training_data(tiny_dataset, cases)
+    x = train.matrix.toarray().astype(np.float64)
+    co = x.T @ x
+    norms = np.sqrt(np.diag(co))
+    ref = np.divide(co, np.outer(norms, norms), out=np.zeros_like(co), where=co > 0)
+    np.fill_diagonal(ref, 0.0)
     for k in (1, 2, 50):
-        sparse_sim = cosine_neighbors(train.matrix, k).toarray()
-        dense_sim = dense_cosine_neighbors(train.matrix.toarray(), k)
-        np.testing.assert_allclose(dense_sim, sparse_sim, atol=1e-6)
+        top = ref.copy()
+        if k < top.shape[1]:
+            order = np.argsort(-top, axis=1, kind="stable")[:, k:]
+            np.put_along_axis(top, order, 0.0, axis=1)
+        np.testing.assert_allclose(cosine_neighbors(train.matrix, k).toarray(), top, atol=1e-6)
 
 
 POWER_USER = """
@@ -109,7 +116,7 @@ rng = np.random.default_rng(0)
 rows = [("power", str(i), i) for i in range(n)]
 rows += [(f"u{u}", str(i), i) for u in range(500) for i in rng.choice(n, 10, replace=False)]
 inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).assign(rating=np.nan)
-knn = ItemKNNBaseline(training_data(RecDataset("p", inter, make_catalog()), []), neighbors=50)
+knn = ItemKNNBaseline(training_data(RecDataset("p", inter, make_catalog()), []), options=ItemKNNBaseline.Options(neighbors=50))
 assert knn.sim.shape == (n, n) and knn.sim.nnz <= n * 50
 print("ok")
 """

@@ -168,10 +168,10 @@ def test_baselines_only(tmp_path, tiny_dataset):
 
 
 def test_bootstrap_reasks_with_reshuffled_candidates(tmp_path, tiny_dataset):
-    [run] = run_eval(config(tmp_path, protocol="candidates", negatives=3, bootstrap=2),
+    [run] = run_eval(config(tmp_path, protocol="candidates", negatives=3, reasks=2),
                      dataset=tiny_dataset, log=lambda m: None)
     res = json.loads((run / "results.json").read_text())
-    assert res["protocol"]["bootstrap"] == 2 and res["protocol"]["bootstrap_merge"] == "mrr"
+    assert res["protocol"]["reasks"] == 2 and res["protocol"]["reasks_merge"] == "mrr"
     for s in read_jsonl(run / "samples.jsonl"):
         rec = s["systems"]["scripted-test"]
         if rec["error"]:
@@ -241,7 +241,7 @@ class _PromptEcho:
 
 
 def test_rescoring_a_reask_run_gives_every_ask_its_own_answer(tmp_path, tiny_dataset):
-    cfg = dict(protocol="candidates", negatives=3, bootstrap=2)
+    cfg = dict(protocol="candidates", negatives=3, reasks=2)
     echo = _PromptEcho(tiny_dataset.catalog.table["raw_title"])
     [a] = run_eval(config(tmp_path, output=str(tmp_path / "a"), **cfg), backend=echo,
                    dataset=tiny_dataset, log=lambda m: None)
@@ -329,3 +329,22 @@ def test_workers_are_not_forked_from_the_process_holding_the_engine(tmp_path, ti
 def _worker_has_no_engine():
     from recllm.evaluate.pipeline import _STATE
     return _STATE["llm"].backend is None and _STATE["plan"] is not None
+
+
+def test_old_config_keys_are_accepted_with_a_note(capsys):
+    cfg = EvalConfig.parse({"bootstrap": 3, "bootstrap_merge": "borda", "knn_neighbors": 7})
+    assert (cfg.reasks, cfg.reasks_merge) == (3, "borda")
+    assert cfg.baseline_options == {"itemknn": {"neighbors": 7}}
+    err = capsys.readouterr().err
+    assert "'bootstrap' is now 'reasks'" in err and "knn_neighbors" in err
+
+
+def test_unknown_protocol_and_baseline_options_are_refused():
+    with pytest.raises(RecllmError, match="unknown protocol 'candidate'.*did you mean 'candidates'"):
+        EvalConfig.parse({"protocol": "candidate"})
+    with pytest.raises(RecllmError, match="unknown baseline 'itemnn'.*did you mean 'itemknn'"):
+        EvalConfig.parse({"baseline_options": {"itemnn": {}}})
+    with pytest.raises(RecllmError, match="baseline_options.itemknn: unknown option 'neigbors'"):
+        from recllm.baselines import get_baseline, training_data
+        from conftest import make_dataset
+        get_baseline("itemknn", training_data(make_dataset(), []), options={"neigbors": 3})

@@ -1,27 +1,34 @@
-"""Classical baselines, always shown next to the LLM on the same protocol and the same users."""
+"""Classical baselines, always shown next to the LLM on the same protocol and the same users.
+
+Each lives in its own module as a `Baseline` subclass with typed `Options`; BASELINES maps
+names to them (plugins add more through the `recllm.baselines` entry-point group).
+"""
 
 from __future__ import annotations
 
-from recllm.baselines.base import Baseline, TrainData, training_data, user_seed
-from recllm.baselines.itemknn import ItemKNNBaseline
-from recllm.baselines.simple import PopularityBaseline, RandomBaseline
-from recllm.errors import unknown
+from typing import Any
 
-BASELINES: dict[str, type[Baseline]] = {
-    "random": RandomBaseline,
-    "popularity": PopularityBaseline,
-    "itemknn": ItemKNNBaseline,
-}
+from recllm.baselines.base import Baseline, TrainData, training_data
+from recllm.registry import Registry
 
-
-def get_baseline(name: str, train: TrainData, *, seed: int = 0, neighbors: int = 100) -> Baseline:
-    """A fitted baseline by name ("random", "popularity", "itemknn")."""
-    if name not in BASELINES:
-        raise unknown("baseline", name, BASELINES)
-    if name == "itemknn":
-        return ItemKNNBaseline(train, seed, neighbors=neighbors)
-    return BASELINES[name](train, seed)
+BASELINES = Registry("baseline", "recllm.baselines", {
+    "random": "recllm.baselines.simple:RandomBaseline",
+    "popularity": "recllm.baselines.simple:PopularityBaseline",
+    "itemknn": "recllm.baselines.itemknn:ItemKNNBaseline",
+})
 
 
-__all__ = ["BASELINES", "Baseline", "TrainData", "get_baseline", "training_data", "user_seed",
-           "ItemKNNBaseline", "PopularityBaseline", "RandomBaseline"]
+def baseline_class(name: str) -> type[Baseline]:
+    return BASELINES.get(name)
+
+
+def get_baseline(name: str, train: TrainData, *, seed: int = 0,
+                 options: dict[str, Any] | None = None) -> Baseline:
+    """A fitted baseline by name; `options` are validated against its `Options` model."""
+    cls = baseline_class(name)
+    opts = cls.Options.parse(options, where=f"baseline_options.{name}")
+    return cls(train, seed, opts)
+
+
+__all__ = ["BASELINES", "Baseline", "TrainData", "baseline_class", "get_baseline",
+           "training_data"]

@@ -6,7 +6,6 @@ popularity and co-occurrence never see what is being predicted.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,12 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recllm.data.schema import RecDataset, UserCase
-
-
-def user_seed(seed: int, user_id: str, purpose: str) -> int:
-    """A 64-bit seed from (run seed, purpose, user id): order-independent and resumable."""
-    digest = hashlib.sha256(f"{seed}\x1f{purpose}\x1f{user_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little")
+from recllm.options import StrictOptions
 
 
 @dataclass
@@ -53,16 +47,12 @@ class TrainData:
 
     @property
     def matrix(self):
-        """Binary users x items matrix: scipy.sparse csr when scipy is installed, else dense."""
+        """Binary users x items scipy.sparse csr matrix of the training pairs."""
+        from scipy import sparse
+
         data = np.ones(len(self.user_codes), dtype=np.float32)
-        shape = (self.n_users, self.n_items)
-        try:
-            from scipy import sparse
-        except ImportError:
-            dense = np.zeros(shape, dtype=np.float32)
-            dense[self.user_codes, self.item_codes] = 1.0
-            return dense
-        return sparse.csr_matrix((data, (self.user_codes, self.item_codes)), shape=shape)
+        return sparse.csr_matrix((data, (self.user_codes, self.item_codes)),
+                                 shape=(self.n_users, self.n_items))
 
 
 def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainData:
@@ -90,12 +80,19 @@ def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainDat
 
 
 class Baseline(ABC):
-    """Scores items for users; ranking (exclusions, candidates, top-k) is shared."""
+    """Scores items for users; ranking (exclusions, candidates, top-k) is shared.
+
+    A baseline declares its settings as `Options` (a StrictOptions model: the eval config's
+    `baseline_options: {name: {...}}` is validated against it, unknown keys refused) and
+    whether it `trains` (fits a model on the training interactions, so it is logged and timed)."""
 
     name = "baseline"
+    Options: type[StrictOptions] = StrictOptions
+    trains = False
 
-    def __init__(self, train: TrainData, seed: int = 0):
+    def __init__(self, train: TrainData, seed: int = 0, options: StrictOptions | None = None):
         self.train, self.seed = train, seed
+        self.options = options if options is not None else self.Options()
 
     @abstractmethod
     def scores(self, cases: Sequence[UserCase]) -> np.ndarray:

@@ -6,8 +6,7 @@ Each item keeps its `neighbors` most similar items; a user's score for item i is
 sim(j, i) over the items j in the user's shown (possibly truncated) history. Everything is
 sparse matrix algebra (scipy), so ML-1M fits in a few seconds on two cores; memory is bounded
 by the item count times `neighbors` plus one block of rows, and time is linear in interactions
-(users above `max_user_items` contribute a seeded subset). Without scipy the same algebra runs
-on dense numpy arrays (fine up to a few ten thousand items).
+(users above `max_user_items` contribute a seeded subset).
 """
 
 from __future__ import annotations
@@ -16,22 +15,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from pydantic import Field
+
 from recllm.baselines.base import Baseline, TrainData
 from recllm.data.schema import UserCase
-
-
-def dense_cosine_neighbors(matrix: np.ndarray, neighbors: int) -> np.ndarray:
-    """The same as `cosine_neighbors` for a dense numpy matrix (no scipy): a dense result."""
-    co = matrix.T @ matrix
-    norms = np.sqrt(np.diag(co).astype(np.float64))
-    denom = np.outer(norms, norms)
-    sim = np.divide(co, denom, out=np.zeros(co.shape), where=denom > 0)
-    np.fill_diagonal(sim, 0.0)
-    if neighbors < sim.shape[1]:
-        # keep the top `neighbors` per row; ties broken by column index (stable sort)
-        order = np.argsort(-sim, axis=1, kind="stable")[:, neighbors:]
-        np.put_along_axis(sim, order, 0.0, axis=1)
-    return sim
+from recllm.options import StrictOptions
 
 
 def cosine_neighbors(matrix, neighbors: int, block_entries: int = 1 << 23):
@@ -98,30 +86,31 @@ def _prune_rows(sim, keep: int):
                              shape=sim.shape)
 
 
+class ItemKNNOptions(StrictOptions):
+    neighbors: int = Field(100, ge=1, description="similar items kept per item")
+    # ML-1M's largest user has 2,314 items, so the default leaves it untouched; a 100,000-item
+    # user would otherwise cost 10^10 pair updates.
+    max_user_items: int = Field(5000, ge=1, description="users with more training items "
+                                "contribute a seeded random subset of this many")
+
+
 class ItemKNNBaseline(Baseline):
     """Item-based collaborative filtering with cosine similarity (see module docstring)."""
 
     name = "itemknn"
+    Options = ItemKNNOptions
+    trains = True
 
-    # Users with more training items than this contribute a random subset of this many
-    # (ML-1M's largest user has 2,314, so it is untouched; a 100,000-item user would cost
-    # 10^10 pair updates).
-    max_user_items = 5000
+    def __init__(self, train: TrainData, seed: int = 0, options: ItemKNNOptions | None = None):
+        super().__init__(train, seed, options)
+        neighbors = self.neighbors = self.options.neighbors
+        users, items = cap_user_items(train.user_codes, train.item_codes,
+                                      self.options.max_user_items, seed)
+        from scipy import sparse
 
-    def __init__(self, train: TrainData, seed: int = 0, neighbors: int = 100):
-        super().__init__(train, seed)
-        self.neighbors = neighbors
-        users, items = cap_user_items(train.user_codes, train.item_codes, self.max_user_items, seed)
-        try:
-            from scipy import sparse
-        except ImportError:
-            dense = np.zeros((train.n_users, train.n_items), dtype=np.float32)
-            dense[users, items] = 1.0
-            self.sim = dense_cosine_neighbors(dense, neighbors)
-        else:
-            matrix = sparse.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)),
-                                       shape=(train.n_users, train.n_items))
-            self.sim = cosine_neighbors(matrix, neighbors)
+        matrix = sparse.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)),
+                                   shape=(train.n_users, train.n_items))
+        self.sim = cosine_neighbors(matrix, neighbors)
 
     def scores(self, cases: Sequence[UserCase]) -> np.ndarray:
         if not cases:
@@ -131,6 +120,4 @@ class ItemKNNBaseline(Baseline):
             hist[r, self.train.indices(case.history)] = 1.0
         # Popularity as a tiny tie-breaker, so users with no usable history still get a ranking.
         tie = self.train.counts / (self.train.counts.max() + 1.0) * 1e-6
-        if isinstance(self.sim, np.ndarray):
-            return hist @ self.sim + tie
         return np.asarray((self.sim.T @ hist.T).T) + tie

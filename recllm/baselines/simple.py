@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from recllm.baselines.base import Baseline, user_seed
+from recllm.baselines.base import Baseline
+from recllm.seeding import user_seed
 from recllm.data.schema import UserCase
 
 

@@ -27,7 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("--config", help="YAML config (eval/configs/*.yaml); flags override it")
     p.add_argument("--dataset", help="dataset name or path (ml-100k, ml-1m, a file ...)")
-    p.add_argument("--protocol", help="full | candidates | retrieved (comma list sweeps)")
+    from recllm.evaluate.protocols import PROTOCOLS
+
+    p.add_argument("--protocol", help=f"{' | '.join(PROTOCOLS)} (comma list sweeps)")
     p.add_argument("--model", help="model alias/folder; 'none' = baselines only")
     p.add_argument("--backend", type=_none, help="transformers | vllm | openai | scripted")
     p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",

@@ -117,11 +117,11 @@ def run_render(args: argparse.Namespace) -> int:
 
 def draw_candidates(dataset, case, n: int, sampling: str, seed: int) -> list[str]:
     """The held-out item plus n-1 negatives, drawn and shuffled like `recllm eval`'s
-    candidates protocol (recllm.evaluate.protocols), so a rendered prompt matches an eval one."""
+    candidates protocol (recllm.evaluate.candidates), so a rendered prompt matches an eval one."""
     if n < 2:
         raise RecllmError(f"--candidates must be at least 2, got {n}")
     from recllm.baselines import training_data
-    from recllm.evaluate.protocols import NegativeSampler, sampled_candidates
+    from recllm.evaluate.candidates import NegativeSampler, sampled_candidates
 
     inter = dataset.interactions
     seen = {case.user_id: set(inter.loc[inter["user_id"] == case.user_id, "item_id"])}

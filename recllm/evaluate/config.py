@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
@@ -26,7 +26,9 @@ UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "na
 # Keys added after runs were first written: hashed only when not at these neutral values, so
 # the config hash (and resuming) of runs made before they existed is unchanged.
 NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
-DEFAULT_TEMPLATES = {"full": "generate", "candidates": "rank-sequential", "retrieved": "rank-sequential"}
+# Old key -> new key: still accepted, with a note. (`bootstrap` meant re-asks with shuffled
+# candidates, not the statistical bootstrap that the intervals use.)
+RENAMED = {"bootstrap": "reasks", "bootstrap_merge": "reasks_merge"}
 
 
 class EvalConfig(StrictOptions):
@@ -49,10 +51,10 @@ class EvalConfig(StrictOptions):
     negatives: int | list[int] = 19
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
     negatives_exclude_seen: bool = True   # false = LLMRank's sampler (any item but the target)
-    retriever: Literal["popularity", "itemknn"] = "popularity"
+    retriever: str = "popularity"         # the baseline whose top items are the candidates
     shuffle_candidates: bool = True
-    bootstrap: int = 0                    # extra asks with re-shuffled candidates
-    bootstrap_merge: Literal["mrr", "borda"] = "mrr"
+    reasks: int = Field(0, ge=0)          # extra asks with re-shuffled candidates
+    reasks_merge: Literal["mrr", "borda"] = "mrr"
     exclude_history: bool = True
     # model
     model: str | None | list[str | None] = "smollm2-135m-instruct"
@@ -74,12 +76,53 @@ class EvalConfig(StrictOptions):
     cache: bool = True
     # baselines and statistics
     baselines: list[str] = Field(default_factory=lambda: ["random", "popularity", "itemknn"])
-    knn_neighbors: int = 100
+    baseline_options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # {name: {...}}
     ci_resamples: int = 1000
     # run
     output: str | None = None
     progress: bool = True
     retry_failed: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        """Old key names still work (a note says the new one); `knn_neighbors: N` is
+        `baseline_options: {itemknn: {neighbors: N}}`."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for old, new in RENAMED.items():
+            if old in data:
+                _note(f"config key {old!r} is now {new!r}")
+                data.setdefault(new, data.pop(old))
+        if "knn_neighbors" in data:
+            _note("config key 'knn_neighbors' is now baseline_options: {itemknn: {neighbors: N}}")
+            opts = {k: dict(v) for k, v in (data.get("baseline_options") or {}).items()}
+            opts.setdefault("itemknn", {}).setdefault("neighbors", data.pop("knn_neighbors"))
+            data["baseline_options"] = opts
+        return data
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, v: Any) -> Any:
+        from recllm.evaluate.protocols import get_protocol
+        for name in v if isinstance(v, list) else [v]:
+            try:
+                get_protocol(name)
+            except RecllmError as exc:
+                raise ValueError(exc.message) from None
+        return v
+
+    @field_validator("baseline_options", "baselines", "retriever")
+    @classmethod
+    def _baseline_names(cls, v: Any) -> Any:
+        from recllm.baselines import BASELINES
+        from recllm.errors import did_you_mean
+        for name in [v] if isinstance(v, str) else v:
+            if name not in BASELINES:
+                raise ValueError(f"unknown baseline {name!r}{did_you_mean(name, BASELINES)}; "
+                                 f"known: {', '.join(BASELINES.names())}")
+        return v
 
     @field_validator("ks")
     @classmethod
@@ -129,19 +172,23 @@ class EvalConfig(StrictOptions):
             runs.append((name, self.model_copy(update=update)))
         return runs
 
+    @property
+    def protocol_spec(self):
+        """The `Protocol` object of this (single) protocol."""
+        from recllm.evaluate.protocols import get_protocol
+        return get_protocol(str(self.protocol))
+
     def resolved(self) -> "EvalConfig":
         """Fill defaults that depend on other keys (the template per protocol)."""
         if isinstance(self.protocol, list) or isinstance(self.template, list):
             raise RecllmError("resolve each sweep point separately", where="config")
-        if self.protocol not in DEFAULT_TEMPLATES:
-            from recllm.errors import unknown
-            raise unknown("protocol", str(self.protocol), DEFAULT_TEMPLATES)
+        protocol = self.protocol_spec
         update: dict[str, Any] = {}
         if self.template is None and self.model is not None:
-            update["template"] = DEFAULT_TEMPLATES[self.protocol]
-        # Lists are as long as what is asked for: k titles in `full`, every candidate
+            update["template"] = protocol.default_template
+        # Lists are as long as what is asked for: k titles over the catalog, every candidate
         # otherwise; a cutoff beyond that would repeat the last one, so it is dropped.
-        longest = self.k if self.protocol == "full" else self.negatives + 1
+        longest = protocol.list_length(self)
         ks = sorted({k for k in self.ks if k <= longest} | ({longest} if any(
             k > longest for k in self.ks) else set()))
         if ks != self.ks:
@@ -167,6 +214,11 @@ class EvalConfig(StrictOptions):
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.public(), sort_keys=False, allow_unicode=True)
+
+
+def _note(text: str) -> None:
+    import sys
+    print(f"note: {text}", file=sys.stderr)
 
 
 def _slug(value: Any) -> str:

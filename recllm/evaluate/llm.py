@@ -18,7 +18,7 @@ from recllm.errors import RecllmError
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.grounder import Grounder
 from recllm.backends.scripted import ask_key
-from recllm.evaluate.protocols import CandidateSet, merge_rankings, shuffled
+from recllm.evaluate.candidates import CandidateSet, merge_rankings, shuffled
 
 
 @dataclass
@@ -53,8 +53,8 @@ class LLMRecommender:
 
         self.cfg, self.dataset = cfg, dataset
         self.template = load_template(cfg.template)
-        mode = self.template.header.mode
-        wants = "generate" if cfg.protocol == "full" else "rank"
+        mode, self.protocol = self.template.header.mode, cfg.protocol_spec
+        wants = self.protocol.template_mode
         if mode != wants:
             raise RecllmError(
                 f"template {self.template.name!r} is a {mode!r} template but protocol "
@@ -128,7 +128,7 @@ class LLMRecommender:
         """Render every ask of every user (CPU only; may run in a worker process)."""
         from recllm.prompting import PromptTooLong
 
-        asks = 1 + (self.cfg.bootstrap if self.cfg.protocol != "full" else 0)
+        asks = 1 + self.protocol.reasks(self.cfg)
         t0 = time.perf_counter()
         # showings[u][a] = candidate order of ask a for user u (ask 0 is the protocol's order)
         showings = [[list(c.items) if c else [] for _ in range(asks)] for c in cands]
@@ -219,7 +219,7 @@ class LLMRecommender:
             g = self.grounder.ground(result.text, k=self._k(showings[a]), history=case.seen,
                                      candidates=showings[a] or None,
                                      # candidates are ranked as shown (as the baselines do)
-                                     exclude_history=self.cfg.exclude_history and not showings[a])
+                                     exclude_history=self.cfg.exclude_history and self.protocol.drops_seen)
             rankings.append(g.ranked)
             if a == 0:
                 validity, parsed, matched = g.validity, g.parsed, g.matched
@@ -228,7 +228,7 @@ class LLMRecommender:
         else:
             validity = {**validity, "error": int(bool(rec["error"]))}
         rec.update(parsed=parsed or [], matched=matched or [], validity=validity,
-                   ranked=merge_rankings(rankings, self.cfg.bootstrap_merge) if prep.asks > 1
+                   ranked=merge_rankings(rankings, self.cfg.reasks_merge) if prep.asks > 1
                    else rankings[0])
         if prep.asks > 1:
             rec["asks"] = [{"candidates": s, "ranked": r} for s, r in zip(showings, rankings)]

@@ -24,17 +24,12 @@ import numpy as np
 from recllm.data.schema import UserCase
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.metrics import SAMPLE_METRICS, novelty, ranking_metrics, relevant_items
-from recllm.evaluate.setup import Plan
+from recllm.evaluate.setup import RunPlan
 
 _STATE: dict[str, Any] = {}   # what the stages read: cfg, plan, order, llm, pending, label
 
 
-def list_length(cfg: EvalConfig) -> int:
-    """How long every system's list is: k in `full`, all candidates otherwise."""
-    return cfg.k if cfg.protocol == "full" else cfg.negatives + 1
-
-
-def score_records(cfg: EvalConfig, plan: Plan, batch: Sequence[UserCase], order: dict[str, int],
+def score_records(cfg: EvalConfig, plan: RunPlan, batch: Sequence[UserCase], order: dict[str, int],
                   llm_records: list[dict[str, Any]] | None, label: str | None = None) -> list[str]:
     """Sample lines (JSON) for a batch: the LLM's records plus every baseline's list, with
     per-user metrics computed for the whole batch at once."""
@@ -44,7 +39,7 @@ def score_records(cfg: EvalConfig, plan: Plan, batch: Sequence[UserCase], order:
         systems.append((label or str(cfg.model), llm_records))
     cand_lists = [list(c.items) for c in cands] if plan.candidates else None
     for name, baseline in plan.baselines.items():
-        ranked = baseline.rank(list(batch), list_length(cfg), candidates=cand_lists,
+        ranked = baseline.rank(list(batch), cfg.protocol_spec.list_length(cfg), candidates=cand_lists,
                                exclude_history=cfg.exclude_history)
         systems.append((name, [{"kind": "baseline", "ranked": r} for r in ranked]))
     relevant = [relevant_items(c) for c in batch]
@@ -104,7 +99,7 @@ def _install(blob: bytes) -> None:
 class Pipeline:
     """Turns batches of pending users into sample lines, in order, optionally in parallel."""
 
-    def __init__(self, cfg: EvalConfig, plan: Plan, order: dict[str, int], llm,
+    def __init__(self, cfg: EvalConfig, plan: RunPlan, order: dict[str, int], llm,
                  pending: list[UserCase], workers: int = 1):
         from recllm.evaluate.llm import system_label
         _STATE.update(cfg=cfg, plan=plan, order=order, llm=llm, pending=pending,

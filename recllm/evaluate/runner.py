@@ -16,7 +16,7 @@ from recllm.errors import RecllmError
 from recllm.evaluate import rundir
 from recllm.evaluate.aggregate import aggregate
 from recllm.evaluate.config import EvalConfig
-from recllm.evaluate.setup import Plan, build_plan, protocol_info
+from recllm.evaluate.setup import RunPlan, build_plan, protocol_info
 
 Log = Callable[[str], None]
 
@@ -148,7 +148,7 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
     return results
 
 
-def build_results(cfg: EvalConfig, plan: Plan | None, samples: list[dict[str, Any]],
+def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str, Any]],
                   run_dir: Path, timings: dict[str, Any]) -> dict[str, Any]:
     """results.json: metrics from samples, plus everything needed to reproduce them."""
     metrics = aggregate(samples, ks=cfg.ks, k=cfg.k, resamples=cfg.ci_resamples, seed=cfg.seed)
