@@ -285,3 +285,20 @@ def test_long_runs_of_spaces_in_titles_and_queries_stay_linear():
     assert m.match_one(spaced).item_id == "s"
     assert m.match_one(" " * 99_000 + "Heat (1995)").item_id == "h"
     assert m.match_one("Heat" + " " * 300_000) is None  # past the query cap: prose, not a title
+
+
+def test_a_slip_is_a_typo_where_the_rest_of_the_title_vouches_for_it():
+    """Large catalogs make nearly every short word "real" somewhere; an intact rest of the title
+    (two words, 12+ letters) still tells a slip from another title."""
+    titles = {"k": "Kickboxer 2: The Road Back (1991)", "r1": "Rack Attack", "r2": "The Rack (1956)",
+              "n": "Night at the Museum (2006)", "p": "The Pirates! Band of Misfits (2012)",
+              "t": "Te Ata (2016)", "t2": "Te Amo (2001)", "rk": "Return of the King (2003)",
+              "to": "To Live (1994)", "to2": "To Be or Not to Be (1942)", "ng": "Negotiator, The (1998)",
+              "rv": "Rocky V (1990)"}
+    m = TitleMatcher(titles)
+    for query, item in [("Kickboxer 2: The Road Rack (1991)", "k"), ("Night at te Museum (2006)", "n"),
+                        ("Night at thf Museum", "n"), ("The Pirates! Band of Misfit", "p"), ("Rocky 5", "rv")]:
+        found = m.match_one(query)
+        assert found is not None and found.item_id == item, query
+    # Another real word where the rest is short, another function word, a plural of a short title.
+    assert m.match(["The Rack Back", "Return to the King", "The Negotiators", "Rocky 6"]) == [None] * 4

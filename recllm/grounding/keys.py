@@ -6,7 +6,7 @@ import re
 
 from recllm.data.titles import split_year, title_key
 
-_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
+_ROMAN = {"ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6", "vii": "7", "viii": "8", "ix": "9",
           "xi": "11", "xii": "12", "xiii": "13"}
 
 
@@ -15,7 +15,7 @@ def match_key(text: str) -> str:
     key = title_key(text)
     if not key:  # a title of punctuation only ("!!!") still deserves a key
         key = " ".join(split_year(text)[0].lower().split())
-    if "i" in key or "v" in key or "x" in key:
+    if "i" in key or "v" in key or "x" in key:  # "V" alone is 5 too ("Rocky V"), on both sides
         words = key.split()
         if any(w in _ROMAN for w in words):
             key = " ".join(_ROMAN.get(w, w) for w in words)
