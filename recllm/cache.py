@@ -28,7 +28,16 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from recllm import paths
-from recllm.backends.base import PENALTY_DEFAULTS, Backend, GenerationRequest, GenerationResult, SamplingParams
+from recllm.backends.base import (
+    PENALTY_DEFAULTS,
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    SamplingParams,
+    ScoreRequest,
+    ScoreResult,
+)
+from recllm.backends.scoring import SCORING_VERSION
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -37,6 +46,20 @@ CREATE TABLE IF NOT EXISTS responses (
     model TEXT,
     request TEXT NOT NULL,
     result TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+# One row per (prompt, continuation): a request that shares some continuations with an earlier
+# one (same prompt) sends only the others to the engine.
+SCORE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS scores (
+    key TEXT PRIMARY KEY,
+    engine TEXT NOT NULL,
+    model TEXT,
+    logprob REAL NOT NULL,
+    tokens INTEGER NOT NULL,
+    prompt_tokens INTEGER,
     created REAL NOT NULL
 )
 """
@@ -55,6 +78,18 @@ def cache_key(identity: dict[str, Any], request: GenerationRequest) -> str:
         "prompt": request.prompt,
         "params": params_record(request.params),
         "structured": request.structured,
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def score_key(identity: dict[str, Any], request: ScoreRequest, continuation: str) -> str:
+    """sha256 of identity + the prompt (messages or raw) + one continuation + how scores are
+    computed (SCORING_VERSION); never the request's `key`. Scores are deterministic: always cached."""
+    payload = {
+        "kind": "score", "scoring": SCORING_VERSION, "identity": identity,
+        "messages": [dict(m) for m in request.messages] if request.messages is not None else None,
+        "prompt": request.prompt, "continuation": continuation,
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -110,6 +145,7 @@ class ResponseCache:
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a killed process
             db.execute("PRAGMA busy_timeout=10000")  # two runs sharing the cache wait, not fail
             db.execute(SCHEMA)
+            db.execute(SCORE_SCHEMA)
         except BaseException:
             db.close()
             raise
@@ -180,6 +216,38 @@ class ResponseCache:
         self._run(lambda db: db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", row),
                   fallback=None)
 
+    def get_scores(self, keys: Sequence[str]) -> dict[str, tuple[float, int, int | None]]:
+        """key -> (summed log-prob, token count, prompt tokens); a row of the wrong types is a miss."""
+        unique = list(dict.fromkeys(keys))
+
+        def read(db: sqlite3.Connection) -> dict[str, tuple[float, int, int | None]]:
+            found = {}
+            for start in range(0, len(unique), 500):  # SQLite's bound-variable limit
+                chunk = unique[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for key, logprob, tokens, prompt in db.execute(
+                        f"SELECT key, logprob, tokens, prompt_tokens FROM scores WHERE key IN ({marks})", chunk):
+                    if (isinstance(logprob, float) and logprob <= 0.0 and isinstance(tokens, int) and tokens > 0
+                            and (prompt is None or isinstance(prompt, int))):
+                        found[key] = (logprob, tokens, prompt)
+                    else:
+                        self.bad_rows += 1
+            return found
+
+        return self._run(read, fallback={})
+
+    def put_scores(self, identity: dict[str, Any], rows: Sequence[tuple[str, float, int, int | None]]) -> None:
+        """Store (key, summed log-prob, tokens, prompt tokens) rows in one transaction."""
+        now = time.time()
+        data = [(key, str(identity.get("engine")), str(identity.get("model")), float(lp), int(n), prompt, now)
+                for key, lp, n, prompt in rows]
+
+        def write(db: sqlite3.Connection) -> None:
+            with db:  # one transaction for the request's rows
+                db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)", data)
+
+        self._run(write, fallback=None)
+
     def __len__(self) -> int:
         return self._run(lambda db: db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
 
@@ -237,6 +305,48 @@ class CachedBackend(Backend):
                 results[i] = result
                 if keys[i] and result.error is None:
                     self.cache.put(keys[i], identity, requests[i], result)
+        return results  # type: ignore[return-value]
+
+    @property
+    def can_score(self) -> bool:  # type: ignore[override]
+        return self.inner.can_score
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Like generate: each continuation's score from the cache where it is there; a request
+        with any missing goes to `inner` with just those (same prompt), its fresh scores stored."""
+        identity = self.inner.identity()
+        keys = [[score_key(identity, r, c) for c in r.continuations] for r in requests]
+        found = self.cache.get_scores([k for row in keys for k in row])
+        results: list[ScoreResult | None] = [None] * len(requests)
+        todo: list[tuple[int, list[int]]] = []
+        for i, (request, row) in enumerate(zip(requests, keys)):
+            missing = [j for j, key in enumerate(row) if key not in found]
+            if row and not missing:
+                hits = [found[key] for key in row]
+                results[i] = ScoreResult([h[0] for h in hits], [h[1] for h in hits], prompt_tokens=hits[0][2],
+                                         cached=True)
+                self.stats.hits += 1
+            else:
+                todo.append((i, missing))
+                self.stats.misses += 1
+        if todo:
+            asked = [requests[i].with_continuations([requests[i].continuations[j] for j in missing]) if missing
+                     else requests[i] for i, missing in todo]
+            for (i, missing), sub, fresh in zip(todo, asked, self.inner.score(asked)):
+                if fresh.error is None and (len(fresh.logprobs) != len(sub.continuations)
+                                            or len(fresh.tokens) != len(sub.continuations)):
+                    fresh = ScoreResult([], [], error=f"the engine returned {len(fresh.logprobs)} scores for "
+                                                      f"{len(sub.continuations)} continuations")
+                if fresh.error is not None:
+                    results[i] = fresh
+                    continue
+                self.cache.put_scores(identity, [(keys[i][j], lp, n, fresh.prompt_tokens)
+                                                 for j, lp, n in zip(missing, fresh.logprobs, fresh.tokens)])
+                logprobs = [found[k][0] if k in found else 0.0 for k in keys[i]]
+                tokens = [found[k][1] if k in found else 0 for k in keys[i]]
+                for j, lp, n in zip(missing, fresh.logprobs, fresh.tokens):
+                    logprobs[j], tokens[j] = lp, n
+                results[i] = ScoreResult(logprobs, tokens, prompt_tokens=fresh.prompt_tokens, seconds=fresh.seconds)
         return results  # type: ignore[return-value]
 
     def close(self) -> None:

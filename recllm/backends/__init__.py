@@ -18,6 +18,8 @@ from recllm.backends.base import (
     GenerationResult,
     Message,
     SamplingParams,
+    ScoreRequest,
+    ScoreResult,
     cut_at_stop,
 )
 from recllm.errors import unknown
@@ -51,5 +53,6 @@ def get_backend(name: str, **options: Any) -> Backend:
 
 __all__ = [
     "BACKENDS", "Backend", "GenerationRequest", "GenerationResult", "Message", "SamplingParams",
+    "ScoreRequest", "ScoreResult",
     "backend_class", "cut_at_stop", "get_backend",
 ]

@@ -17,8 +17,11 @@ from recllm.backends.base import (
     Backend,
     GenerationRequest,
     GenerationResult,
+    ScoreRequest,
+    ScoreResult,
     cut_at_stop,
 )
+from recllm.backends.scoring import problem
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 
@@ -37,6 +40,8 @@ class ScriptedOptions(StrictOptions):
     answers: dict[str, str | list[str]] | None = None  # or answers given directly: key -> text(s)
     default: str | None = None  # answer for keys with none; unset: a recorded error
     apply_stop: bool = False  # cut answers at the request's stop strings, as an engine would
+    # For score(): key -> continuation -> its summed log-probability (tokens = its word count).
+    scores: dict[str, dict[str, float]] | None = None
 
 
 class ScriptedBackend(Backend):
@@ -45,14 +50,18 @@ class ScriptedBackend(Backend):
 
     def __init__(self, options: ScriptedOptions | None = None):
         self.options = options or ScriptedOptions()
-        if (self.options.path is None) == (self.options.answers is None):
-            raise RecllmError("the scripted backend needs exactly one of `path` (a JSONL file) or `answers`")
-        if self.options.path:
-            self.answers = load_answers(Path(self.options.path))
+        o = self.options
+        if (o.path is not None and o.answers is not None) or (o.path is None and o.answers is None
+                                                              and o.scores is None):
+            raise RecllmError("the scripted backend needs exactly one of `path` (a JSONL file) or `answers`, "
+                              "or `scores` (to score continuations)")
+        if o.path:
+            self.answers = load_answers(Path(o.path))
         else:
-            self.answers = {str(k): [v] if isinstance(v, str) else list(v)
-                            for k, v in self.options.answers.items()}
-        blob = json.dumps(self.answers, sort_keys=True).encode()
+            self.answers = {str(k): [v] if isinstance(v, str) else list(v) for k, v in (o.answers or {}).items()}
+        self.scores = {str(k): dict(v) for k, v in (o.scores or {}).items()}
+        content: Any = self.answers if not self.scores else {"answers": self.answers, "scores": self.scores}
+        blob = json.dumps(content, sort_keys=True).encode()
         self._revision = hashlib.sha256(blob).hexdigest()[:16]
         self.calls = 0  # requests answered, for tests that count traffic
 
@@ -80,13 +89,36 @@ class ScriptedBackend(Backend):
         return results
 
 
-    def _lookup(self, key: str) -> list[str] | None:
-        """The answers saved for `key`; a re-ask with none of its own ("u#ask2") gets the
-        user's answer (inline answers given per user serve every ask)."""
-        if key in self.answers:
-            return self.answers[key]
+    can_score = True
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """Scores looked up by request key, then by continuation text; a missing one is that
+        request's error (so tests see exactly what a real engine's failure looks like)."""
+        results = []
+        for request in requests:
+            self.calls += 1
+            table = self._lookup(str(request.key), self.scores) if request.key is not None else None
+            error = problem(request)
+            if error is None and table is None:
+                error = f"no scripted scores for key {request.key!r}"
+            missing = [c for c in request.continuations if table is not None and c not in table]
+            if error is None and missing:
+                error = f"no scripted score for continuation {missing[0]!r} of key {request.key!r}"
+            if error:
+                results.append(ScoreResult([], [], error=error))
+                continue
+            results.append(ScoreResult([float(table[c]) for c in request.continuations],
+                                       [max(1, len(c.split())) for c in request.continuations]))
+        return results
+
+    def _lookup(self, key: str, table: dict | None = None):
+        """What is saved for `key` (answers, or `table`'s entry); a re-ask with none of its own
+        ("u#ask2") gets the user's (inline answers given per user serve every ask)."""
+        table = self.answers if table is None else table
+        if key in table:
+            return table[key]
         user, sep, _ = key.rpartition("#ask")
-        return self.answers.get(user) if sep else None
+        return table.get(user) if sep else None
 
 
 def load_answers(path: Path) -> dict[str, list[str]]:

@@ -1,0 +1,174 @@
+"""Likelihood scoring: ScoreRequest -> ScoreResult on every backend. transformers on the tiny
+random Llama (prompt once + continuations over its KV cache == one full pass each), the token
+boundary rule, the refusal of engines without log-probabilities, scripted scores, the cache,
+and the normalizations."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from recllm.backends import GenerationRequest, GenerationResult, ScoreRequest, ScoreResult, get_backend
+from recllm.backends.base import Backend
+from recllm.backends.scoring import normalized, split_tokens
+from recllm.cache import CachedBackend, ResponseCache
+from recllm.errors import RecllmError
+
+CONTS = ("1 . toy story", "1 . heat", "1 . star wars the", "fargo", "1 . the a of and 2 3 4 5 heat")
+
+
+def chat(text: str, conts=CONTS, key=None) -> ScoreRequest:
+    return ScoreRequest(messages=({"role": "user", "content": text},), continuations=tuple(conts), key=key)
+
+
+# -- the contract ------------------------------------------------------------------------------
+class Mute(Backend):
+    name = "mute"
+
+    def generate(self, requests):
+        return [GenerationResult(["x"]) for _ in requests]
+
+
+def test_an_engine_without_logprobs_refuses_clearly():
+    with pytest.raises(RecllmError, match="backend 'mute' cannot score continuations") as info:
+        Mute().score([chat("heat")])
+    assert "mode: generate" in info.value.hint
+    assert not Mute.can_score
+
+
+def test_request_needs_one_prompt_and_string_continuations():
+    with pytest.raises(ValueError, match="exactly one"):
+        ScoreRequest(continuations=("a",))
+    with pytest.raises(ValueError, match="tuple of strings"):
+        ScoreRequest(prompt="p", continuations="abc")
+    assert ScoreRequest(prompt="p", continuations=["a", "b"]).continuations == ("a", "b")
+
+
+def test_normalizations():
+    result = ScoreResult([-4.0, -3.0], [4, 1])
+    prior = ScoreResult([-1.0, -2.5], [4, 1])
+    assert normalized(result, "sum") == [-4.0, -3.0]
+    assert normalized(result, "mean") == [-1.0, -3.0]
+    assert normalized(result, "pmi", prior) == [-3.0, -0.5]
+    with pytest.raises(RecllmError, match="needs the prior"):
+        normalized(result, "pmi")
+    with pytest.raises(RecllmError, match="2 scores but 1 prior"):
+        normalized(result, "pmi", ScoreResult([-1.0], [1]))
+    with pytest.raises(RecllmError, match="unknown score_norm 'max'"):
+        normalized(result, "max")
+    with pytest.raises(RecllmError, match="failed score"):
+        normalized(ScoreResult([], [], error="boom"), "sum")
+
+
+class WordTokenizer:
+    """A stand-in tokenizer: one id per known word, nothing for unknown ones."""
+
+    vocab = {"toy": 1, "story": 2, "heat": 3, "toystory": 4}
+
+    def __call__(self, text, add_special_tokens=False):
+        return {"input_ids": [self.vocab[w] for w in text.split() if w in self.vocab]}
+
+
+def test_boundary_joint_suffix_else_alone():
+    tok = WordTokenizer()
+    bound = split_tokens(tok, "toy ", ["story", "heat toy"], raw=False)
+    assert bound.prompt == [1] and bound.continuations == [[2], [3, 1]] and bound.joint == [True, True]
+    # "toy" + "story" merges into one word: the continuation is tokenized alone instead.
+    bound = split_tokens(tok, "toy", ["story"], raw=False)
+    assert bound.continuations == [[2]] and bound.joint == [False]
+    with pytest.raises(RecllmError, match=r"continuation 0 \('zzz'\) tokenizes to nothing"):
+        split_tokens(tok, "toy ", ["zzz"], raw=False)
+
+
+# -- scripted ----------------------------------------------------------------------------------
+SCORES = {"u1": {"a": -1.0, "b c": -2.0}, "u2": {"a": -0.5}}
+
+
+def test_scripted_scores_by_key_and_continuation():
+    backend = get_backend("scripted", scores=SCORES)
+    out = backend.score([chat("x", ["b c", "a"], key="u1"), chat("x", ["a"], key="u3"),
+                         chat("x", ["zz"], key="u2"), chat("x", ["a"], key="u2#ask1"), chat("x", [], key="u1")])
+    assert (out[0].logprobs, out[0].tokens, out[0].error) == ([-2.0, -1.0], [2, 1], None)
+    assert out[1].error == "no scripted scores for key 'u3'"
+    assert out[2].error == "no scripted score for continuation 'zz' of key 'u2'"
+    assert out[3].logprobs == [-0.5]  # a re-ask is scored like its user
+    assert "no continuations" in out[4].error
+    assert backend.generate([GenerationRequest(prompt="p", key="u1")])[0].error  # no answers given
+
+
+# -- cache -------------------------------------------------------------------------------------
+def test_cache_stores_each_continuation_and_sends_only_misses(tmp_path):
+    inner = get_backend("scripted", scores={"u1": {"a": -1.0, "b": -2.0, "c": -3.0}})
+    seen: list[ScoreRequest] = []
+    real = inner.score
+    inner.score = lambda requests: (seen.extend(requests), real(requests))[1]
+    cached = CachedBackend(inner, ResponseCache(tmp_path / "c.sqlite"))
+    assert cached.can_score
+    first = cached.score([chat("x", ["a", "b"], key="u1"), chat("x", ["zz"], key="u1")])
+    assert first[0].logprobs == [-1.0, -2.0] and not first[0].cached and first[1].error
+    again = cached.score([chat("x", ["b", "a"], key="u1")])[0]
+    assert again.cached and again.logprobs == [-2.0, -1.0] and again.tokens == [1, 1]
+    seen.clear()
+    mixed = cached.score([chat("x", ["c", "a"], key="u1")])[0]
+    assert [r.continuations for r in seen] == [("c",)]  # the cached "a" was not asked again
+    assert mixed.logprobs == [-3.0, -1.0] and not mixed.cached
+    seen.clear()
+    other_prompt = cached.score([chat("y", ["a"], key="u1")])[0]
+    assert [r.continuations for r in seen] == [("a",)] and other_prompt.logprobs == [-1.0]
+    seen.clear()
+    assert cached.score([chat("x", ["zz"], key="u1")])[0].error and len(seen) == 1  # errors never stored
+
+
+def test_cache_refuses_through_an_engine_that_cannot_score(tmp_path):
+    cached = CachedBackend(Mute(), ResponseCache(tmp_path / "c.sqlite"))
+    assert not cached.can_score
+    with pytest.raises(RecllmError, match="cannot score"):
+        cached.score([chat("x", ["a"])])
+
+
+# -- transformers ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from tiny_llm import build_tiny_model
+
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", max_positions=64)
+    return get_backend("transformers", model=str(folder), batch_size=2)  # 2: the chunks are exercised
+
+
+def reference(backend, request: ScoreRequest) -> list[float]:
+    from recllm.backends.hf_score import full_pass_logprobs
+    from recllm.backends.scoring import render
+
+    model, tok = backend._load()
+    text, raw = render(tok, request, "tiny")
+    return full_pass_logprobs(model, split_tokens(tok, text, request.continuations, raw=raw), "cpu")
+
+
+def test_kv_reuse_equals_one_full_pass_per_continuation(tiny):
+    requests = [chat("recommend movies like heat"), ScoreRequest(prompt="user watched fargo", continuations=CONTS)]
+    results = tiny.score(requests)
+    for request, result in zip(requests, results):
+        assert result.error is None
+        assert result.logprobs == pytest.approx(reference(tiny, request), abs=1e-4)
+        assert all(lp < 0 for lp in result.logprobs)
+    chat_tokens = [len(c.split()) for c in CONTS]  # the tiny tokenizer: one token per word
+    assert results[0].tokens == chat_tokens
+    assert results[0].prompt_tokens == tiny.count_tokens(GenerationRequest(messages=requests[0].messages))
+    # A continuation's score does not depend on the others in its batch.
+    alone = tiny.score([chat("recommend movies like heat", [CONTS[2]])])[0]
+    assert alone.logprobs[0] == pytest.approx(results[0].logprobs[2], abs=1e-4)
+    assert results[0].means == pytest.approx([lp / n for lp, n in zip(results[0].logprobs, chat_tokens)])
+
+
+def test_transformers_per_request_errors_keep_order(tiny):
+    long = " ".join(["heat"] * 70)
+    out = tiny.score([chat("heat", ["fargo"]), chat("heat", []), chat("heat", ["fargo", "  "]), chat(long, ["a"]),
+                      chat("toy", ["heat"])])
+    assert out[0].error is None and out[4].error is None and out[0].logprobs != out[4].logprobs
+    assert "no continuations" in out[1].error
+    assert "continuation 1 ('  ') is empty" in out[2].error
+    assert "the model's context is 64" in out[3].error and "shorten the history" in out[3].error
+    assert all(math.isfinite(lp) for lp in out[0].logprobs)
