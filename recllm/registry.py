@@ -1,7 +1,7 @@
 """Name -> implementation maps for every extension point, imported lazily, open to plugins.
 
 Built-ins are `"module:attr"` strings (lm-evaluation-harness `models/__init__.py` style), so a
-registry costs nothing to import. A separate package adds an entry without touching recllm by
+registry costs nothing to import (or the objects themselves, where they are already loaded). A separate package adds an entry without touching recllm by
 declaring an entry point in its own pyproject.toml (simonw/llm's plugin hooks are the anchor):
 
     [project.entry-points."recllm.baselines"]
@@ -26,7 +26,7 @@ from recllm.errors import RecllmError, unknown
 class Registry:
     """Lazily imported named objects of one kind, built-ins first, then entry points."""
 
-    def __init__(self, kind: str, group: str, builtins: dict[str, str],
+    def __init__(self, kind: str, group: str, builtins: dict[str, Any],
                  aliases: dict[str, str] | None = None):
         self.kind, self.group = kind, group
         self.builtins, self.aliases = dict(builtins), dict(aliases or {})
@@ -38,7 +38,7 @@ class Registry:
         found = {ep.name: ep.value for ep in metadata.entry_points(group=self.group)}
         return {k: v for k, v in found.items() if k not in self.builtins}
 
-    def paths(self) -> dict[str, str]:
+    def paths(self) -> dict[str, Any]:
         return {**self.builtins, **self.plugins}
 
     def names(self) -> list[str]:
@@ -61,6 +61,8 @@ class Registry:
         paths = self.paths()
         if key not in paths:
             raise unknown(self.kind, name, paths)
+        if not isinstance(paths[key], str):  # a built-in given as the object itself
+            return paths[key]
         module_name, _, attr = paths[key].partition(":")
         try:
             obj = getattr(importlib.import_module(module_name), attr)

@@ -16,7 +16,6 @@ import numpy as np
 from recllm.errors import RecllmError
 from recllm.evaluate import rundir
 
-TABLE_METRICS = ("ndcg", "hit", "mrr")
 
 
 @dataclass
@@ -92,21 +91,26 @@ def rows(runs: Sequence[Run], ks: Sequence[int] = (10,)) -> list[dict[str, Any]]
                 "users": next(iter(sysres["metrics"].values()))["n"] if sysres["metrics"] else 0,
             }
             for k in ks:
-                for j, metric in enumerate(TABLE_METRICS):  # the first one with its interval
-                    m = sysres["metrics"].get(f"{metric}@{k}")
-                    row[f"{metric}@{k}"] = m if j == 0 or m is None else m["mean"]
+                for j, metric in enumerate(_columns("ranking")):  # the first with its interval
+                    m = sysres["metrics"].get(f"{metric.name}@{k}")
+                    row[f"{metric.column}@{k}"] = m if j == 0 or m is None else m["mean"]
             val = sysres.get("validity") or {}
-            row["parse_fail"] = (val.get("parse_failure_rate") or {}).get("mean")
-            row["out_of_catalog"] = (val.get("out_of_catalog_rate") or {}).get("mean")
-            row["history_rep"] = (val.get("history_repeat_rate") or {}).get("mean")
-            row["shortfall"] = (val.get("shortfall_rate") or {}).get("mean")
+            for metric in _columns("validity"):
+                row[metric.column] = (val.get(metric.name) or {}).get("mean")
             row["errors"] = len(sysres.get("failures", [])) if llm else None
-            row["coverage"] = next((v for k, v in sysres.get("beyond_accuracy", {}).items()
-                                    if k.startswith("coverage@")), None)
-            pop = sysres.get("beyond_accuracy", {}).get("popularity_percentile")
-            row["pop_pct"] = pop["mean"] if pop else None
+            beyond = sysres.get("beyond_accuracy", {})
+            for metric in _columns("beyond-accuracy"):
+                # coverage is stored at the run's k ("coverage@10"), the others as they are
+                v = beyond.get(metric.name, next((x for key, x in beyond.items()
+                                                  if key.startswith(f"{metric.name}@")), None))
+                row[metric.column] = v["mean"] if isinstance(v, dict) else v
             out.append(row)
     return out
+
+
+def _columns(kind: str):
+    from recllm.evaluate.metrics import metrics_of
+    return sorted((m for m in metrics_of(kind) if m.column), key=lambda m: not m.headline)
 
 
 def markdown_table(runs: Sequence[Run], ks: Sequence[int] = (10,)) -> str:

@@ -9,13 +9,13 @@ A list shorter than max_k is padded with False: a missing slot is never a hit.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-RANKING_METRICS = ("hit", "recall", "ndcg", "mrr", "precision", "map")
-
+from recllm.registry import Registry
 
 def hits_matrix(ranked: Sequence[Sequence[str]], relevant: Sequence[Collection[str]],
                 max_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -99,8 +99,55 @@ def map_(pos_index: np.ndarray, pos_len: np.ndarray) -> np.ndarray:
     return np.divide(summed, denom, out=np.zeros_like(summed), where=denom > 0)
 
 
-_FUNCS = {"hit": hit, "recall": recall, "ndcg": ndcg, "mrr": mrr, "precision": precision,
-          "map": map_}
+# --- the registry ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Metric:
+    """What a metric is: `kind` ("ranking", "validity" or "beyond-accuracy"), its direction,
+    for ranking metrics `fn(pos_index, pos_len)` (see the module docstring), whether samples
+    store it per user, and the report column it fills (None: results.json only; the `headline`
+metric comes first). A plugin adds
+    one by pointing a `recllm.metrics` entry point at a Metric."""
+
+    name: str
+    kind: str
+    higher_is_better: bool
+    fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    per_user: bool = False
+    column: str | None = None
+    headline: bool = False       # the report's first column of its kind, with its interval
+
+
+METRICS = Registry("metric", "recllm.metrics", {m.name: m for m in (
+    Metric("hit", "ranking", True, hit, per_user=True, column="hit"),
+    Metric("recall", "ranking", True, recall),
+    Metric("ndcg", "ranking", True, ndcg, per_user=True, column="ndcg", headline=True),
+    Metric("mrr", "ranking", True, mrr, per_user=True, column="mrr"),
+    Metric("precision", "ranking", True, precision),
+    Metric("map", "ranking", True, map_),
+    # validity: rates over users or titles (see recllm.evaluate.aggregate.validity_rates)
+    Metric("parse_failure_rate", "validity", False, column="parse_fail"),
+    Metric("error_rate", "validity", False),
+    Metric("out_of_catalog_rate", "validity", False, column="out_of_catalog"),
+    Metric("out_of_candidates_rate", "validity", False),
+    Metric("duplicate_rate", "validity", False),
+    Metric("history_repeat_rate", "validity", False, column="history_rep"),
+    Metric("shortfall_rate", "validity", False, column="shortfall"),
+    # beyond accuracy
+    Metric("coverage", "beyond-accuracy", True, column="coverage"),
+    Metric("popularity_percentile", "beyond-accuracy", False, column="pop_pct"),
+    Metric("novelty", "beyond-accuracy", True),
+)})
+
+
+def metrics_of(kind: str) -> list[Metric]:
+    """Registered metrics of one kind, built-ins first, in registry order."""
+    found = [METRICS.get(n) for n in METRICS.names()]
+    return [m for m in found if m.kind == kind]
+
+
+RANKING_METRICS = tuple(m.name for m in metrics_of("ranking"))
+SAMPLE_METRICS = tuple(m.name for m in metrics_of("ranking") if m.per_user)
 
 
 def ranking_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[Collection[str]],
@@ -109,14 +156,27 @@ def ranking_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[Collecti
     max_k = max(ks)
     pos, pos_len = hits_matrix(ranked, relevant, max_k)
     out: dict[str, np.ndarray] = {}
-    for name, fn in _FUNCS.items():
-        table = fn(pos, pos_len)
+    for metric in metrics_of("ranking"):
+        table = metric.fn(pos, pos_len)
         for k in ks:
-            out[f"{name}@{k}"] = table[:, k - 1]
+            out[f"{metric.name}@{k}"] = table[:, k - 1]
     return out
 
 
-SAMPLE_METRICS = ("hit", "ndcg", "mrr")
+def users_metrics(ranked: Sequence[Sequence[str]], relevant: Sequence[Collection[str]],
+                  ks: Sequence[int], names: Sequence[str] | None = None
+                  ) -> list[dict[str, float | int | None]]:
+    """Each user's `rank` (1-based position of the first relevant item, None if absent) and
+    the per-user metrics at every k: what samples.jsonl stores per user for people to read
+    (with one target, recall = hit, map = mrr and precision = hit / k)."""
+    names = SAMPLE_METRICS if names is None else names
+    table = ranking_metrics(ranked, relevant, ks)
+    out = []
+    for u, (items, rel) in enumerate(zip(ranked, relevant)):
+        rank = next((i + 1 for i, item in enumerate(items) if item in rel), None)
+        out.append({"rank": rank, **{f"{n}@{k}": round(float(table[f"{n}@{k}"][u]), 10)
+                                     for n in names for k in ks}})
+    return out
 
 
 def relevant_items(sample: Mapping[str, Any]) -> set[str]:
@@ -129,14 +189,9 @@ def relevant_items(sample: Mapping[str, Any]) -> set[str]:
 
 
 def user_metrics(ranked: Sequence[str], relevant: Collection[str], ks: Sequence[int],
-                 names: Sequence[str] = SAMPLE_METRICS) -> dict[str, float | int | None]:
-    """One user's `rank` (1-based position of the first relevant item, None if absent) and
-    the `names` metrics at every k: what samples.jsonl stores per user for people to read
-    (with one target, recall = hit, map = mrr and precision = hit / k)."""
-    table = ranking_metrics([ranked], [relevant], ks)
-    rank = next((i + 1 for i, item in enumerate(ranked) if item in relevant), None)
-    return {"rank": rank, **{f"{n}@{k}": round(float(table[f"{n}@{k}"][0]), 10)
-                             for n in names for k in ks}}
+                 names: Sequence[str] | None = None) -> dict[str, float | int | None]:
+    """`users_metrics` for one user."""
+    return users_metrics([ranked], [relevant], ks, names)[0]
 
 
 # --- beyond accuracy -----------------------------------------------------------------

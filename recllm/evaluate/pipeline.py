@@ -23,7 +23,7 @@ import numpy as np
 
 from recllm.data.schema import UserCase
 from recllm.evaluate.config import EvalConfig
-from recllm.evaluate.metrics import SAMPLE_METRICS, novelty, ranking_metrics, relevant_items
+from recllm.evaluate.metrics import novelty, relevant_items, users_metrics
 from recllm.evaluate.setup import RunPlan
 
 _STATE: dict[str, Any] = {}   # what the stages read: cfg, plan, order, llm, pending, label
@@ -45,12 +45,9 @@ def score_records(cfg: EvalConfig, plan: RunPlan, batch: Sequence[UserCase], ord
     relevant = [relevant_items(c) for c in batch]
     counts, index, pct = plan.train.counts, plan.train.index, plan.percentiles
     for _, recs in systems:
-        ranked = [r["ranked"] for r in recs]
-        table = ranking_metrics(ranked, relevant, cfg.ks)
-        for u, r in enumerate(recs):
-            rank = next((i + 1 for i, item in enumerate(r["ranked"]) if item in relevant[u]), None)
-            r["metrics"] = {"rank": rank, **{f"{n}@{k}": round(float(table[f"{n}@{k}"][u]), 10)
-                                             for n in SAMPLE_METRICS for k in cfg.ks}}
+        per_user = users_metrics([r["ranked"] for r in recs], relevant, cfg.ks)
+        for r, metrics in zip(recs, per_user):
+            r["metrics"] = metrics
             top = r["ranked"][: cfg.k]
             p = [pct.get(i, 0.0) for i in top]
             r["popularity"] = round(float(np.mean(p)), 10) if p else None

@@ -14,8 +14,6 @@ from typing import Any
 
 from recllm.evaluate import rundir
 
-VALIDITY = ("parse_failure_rate", "out_of_catalog_rate", "out_of_candidates_rate",
-            "duplicate_rate", "history_repeat_rate", "shortfall_rate", "error_rate")
 
 
 def _plt():
@@ -33,6 +31,11 @@ def _bars(ax, labels: Sequence[str], stats: Sequence[dict[str, float]], title: s
     ax.set_xticks(list(xs), labels, rotation=30, ha="right", fontsize=8)
     ax.set_title(title)
     ax.set_ylabel(ylabel)
+
+
+def _validity_names() -> list[str]:
+    from recllm.evaluate.metrics import metrics_of
+    return [m.name for m in metrics_of("validity")]
 
 
 def write_plots(runs, out_dir: str | Path, k: int = 10) -> list[Path]:
@@ -101,14 +104,15 @@ def write_plots(runs, out_dir: str | Path, k: int = 10) -> list[Path]:
         save(fig, "position_bias.png")
     valid = [(r, n, s) for r, n, s in llm if s.get("validity")]
     if valid:
+        names = _validity_names()
         fig, ax = plt.subplots(figsize=(max(7, 1.2 * len(valid) + 4), 4))
         width = 0.8 / len(valid)
         for j, (r, n, s) in enumerate(valid):
-            xs = [i + j * width for i in range(len(VALIDITY))]
-            ax.bar(xs, [s["validity"].get(v, {}).get("mean", 0.0) for v in VALIDITY], width,
+            xs = [i + j * width for i in range(len(names))]
+            ax.bar(xs, [s["validity"].get(v, {}).get("mean", 0.0) for v in names], width,
                    label=f"{r.label}:{n}")
-        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(VALIDITY))],
-                      [v.replace("_rate", "").replace("_", " ") for v in VALIDITY],
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(names))],
+                      [v.replace("_rate", "").replace("_", " ") for v in names],
                       rotation=20, fontsize=8)
         ax.set_ylabel("rate")
         ax.set_title("answer validity")
