@@ -9,7 +9,6 @@ Each engine lives in its own module and imports torch / vllm / httpx inside its 
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from recllm.backends.base import (
@@ -22,32 +21,28 @@ from recllm.backends.base import (
     ScoreResult,
     cut_at_stop,
 )
-from recllm.errors import unknown
+from recllm.registry import Registry
 
-# name -> "module:Class"; aliases point at the same class.
-BACKENDS: dict[str, str] = {
+# name -> "module:Class"; aliases point at the same class; plugins add entries through the
+# `recllm.backends` entry-point group (see recllm.registry).
+BACKENDS = Registry("backend", "recllm.backends", {
     "transformers": "recllm.backends.hf:TransformersBackend",
     "vllm": "recllm.backends.vllm_llm:VLLMBackend",
     "openai": "recllm.backends.openai_http:OpenAIBackend",
     "scripted": "recllm.backends.scripted:ScriptedBackend",
-}
-ALIASES: dict[str, str] = {"hf": "transformers", "huggingface": "transformers", "http": "openai"}
+}, aliases={"hf": "transformers", "huggingface": "transformers", "http": "openai"})
 
 
 def backend_class(name: str) -> type[Backend]:
     """The class registered under `name` (or one of its aliases); unknown names get a did-you-mean."""
-    key = ALIASES.get(name, name)
-    if key not in BACKENDS:
-        raise unknown("backend", name, BACKENDS)
-    module_name, class_name = BACKENDS[key].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return BACKENDS.get(name)
 
 
 def get_backend(name: str, **options: Any) -> Backend:
     """Build backend `name` from keyword options, validated against its `Options` model
     (unknown option keys are an error that suggests the closest known one)."""
     cls = backend_class(name)
-    opts = cls.Options.parse(options, where=f"backend {ALIASES.get(name, name)!r} options")
+    opts = cls.Options.parse(options, where=f"backend {BACKENDS.canonical(name)!r} options")
     return cls(opts)
 
 
