@@ -172,3 +172,96 @@ def test_transformers_per_request_errors_keep_order(tiny):
     assert "continuation 1 ('  ') is empty" in out[2].error
     assert "the model's context is 64" in out[3].error and "shorten the history" in out[3].error
     assert all(math.isfinite(lp) for lp in out[0].logprobs)
+
+
+# -- vLLM (a fake module: the prompt_logprobs translation really runs) -------------------------
+def fake_logprob(position: int, token: int) -> float:
+    return -((token % 7) + 1) / 10 - position / 1000
+
+
+def fake_vllm(monkeypatch, *, limit: int = 10_000, drop_logprobs: bool = False):
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    pytest.importorskip("transformers")
+    from tiny_llm import build_tokenizer
+
+    calls: dict = {"generate": []}
+
+    class FakeLLM:
+        def __init__(self, **kwargs):
+            pass
+
+        def get_tokenizer(self):
+            return build_tokenizer()
+
+        def generate(self, prompts, sampling_params=None, use_tqdm=True):
+            calls["generate"].append((prompts, sampling_params))
+            outs = []
+            for p in prompts:
+                ids = p["prompt_token_ids"]
+                if len(ids) > limit:
+                    raise ValueError(f"prompt of {len(ids)} tokens is longer than max_model_len {limit}")
+                table = [None] + [{tok: SimpleNamespace(logprob=fake_logprob(t, tok)), 0: SimpleNamespace(logprob=-9.0)}
+                                  for t, tok in enumerate(ids) if t > 0]
+                outs.append(SimpleNamespace(prompt_logprobs=None if drop_logprobs else table, prompt_token_ids=ids,
+                                            outputs=[SimpleNamespace(text="x", token_ids=[1])]))
+            return outs
+
+    vllm = types.ModuleType("vllm")
+    vllm.LLM = FakeLLM
+    vllm.SamplingParams = lambda **kwargs: SimpleNamespace(kwargs=kwargs)
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    return calls
+
+
+@pytest.fixture
+def vllm_folder(tmp_path):
+    folder = tmp_path / "m"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "tokenizer.json"):
+        (folder / name).write_text("{}")
+    return str(folder)
+
+
+def expected_vllm(request: ScoreRequest) -> list[float]:
+    from tiny_llm import build_tokenizer
+
+    from recllm.backends.scoring import render
+
+    tok = build_tokenizer()
+    text, raw = render(tok, request, "m")
+    bound = split_tokens(tok, text, request.continuations, raw=raw)
+    n = len(bound.prompt)
+    return [sum(fake_logprob(n + t, tok) for t, tok in enumerate(c)) for c in bound.continuations]
+
+
+def test_vllm_scores_from_prompt_logprobs_in_one_call(monkeypatch, vllm_folder):
+    calls = fake_vllm(monkeypatch)
+    backend = get_backend("vllm", model=vllm_folder)
+    requests = [chat("recommend movies like heat"), chat("heat", []),
+                ScoreRequest(prompt="user watched fargo", continuations=("heat", "toy story"))]
+    out = backend.score(requests)
+    assert len(calls["generate"]) == 1  # every continuation of every request in one engine call
+    prompts, params = calls["generate"][0]
+    assert len(prompts) == len(CONTS) + 2
+    assert params.kwargs == {"max_tokens": 1, "temperature": 0.0, "prompt_logprobs": 1}
+    assert out[0].logprobs == pytest.approx(expected_vllm(requests[0]))
+    assert out[0].tokens == [len(c.split()) for c in CONTS]
+    assert "no continuations" in out[1].error
+    assert out[2].logprobs == pytest.approx(expected_vllm(requests[2])) and out[2].tokens == [1, 2]
+
+
+def test_vllm_engine_failure_is_that_requests_error(monkeypatch, vllm_folder):
+    fake_vllm(monkeypatch, limit=12)
+    backend = get_backend("vllm", model=vllm_folder)
+    out = backend.score([chat("heat", ["fargo"]), chat(" ".join(["heat"] * 20), ["fargo"])])
+    assert out[0].error is None and out[0].logprobs == pytest.approx(expected_vllm(chat("heat", ["fargo"])))
+    assert "longer than max_model_len 12" in out[1].error
+
+
+def test_vllm_without_prompt_logprobs_is_an_error(monkeypatch, vllm_folder):
+    fake_vllm(monkeypatch, drop_logprobs=True)
+    out = get_backend("vllm", model=vllm_folder).score([chat("heat", ["fargo"])])
+    assert "no prompt log-probabilities" in out[0].error

@@ -9,6 +9,7 @@ inside methods only, so this module loads anywhere.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,8 @@ from recllm.backends.base import (
     Backend,
     GenerationRequest,
     GenerationResult,
+    ScoreRequest,
+    ScoreResult,
     cut_at_stop,
     messages_of,
 )
@@ -106,6 +109,61 @@ class VLLMBackend(Backend):
             return [r for request in batch for r in self._run(llm, [request], is_chat)]
         return [_result(out, req, seconds) for out, req in zip(outputs, batch)]
 
+    can_score = True
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        """prompt + continuation as token ids, one engine prompt per continuation, all in one
+        call: SamplingParams(max_tokens=1, prompt_logprobs=1) returns the log-probability of every
+        prompt token, and the continuation's are summed. Token boundary: recllm.backends.scoring.
+        The shared prompt is computed once only where vLLM's prefix cache serves prompt-logprob
+        requests (some V1 releases skip the cache for them); the scores are the same either way."""
+        from recllm.backends.scoring import problem, render, split_tokens
+
+        llm = self._engine()
+        tokenizer = llm.get_tokenizer()
+        results: list[ScoreResult | None] = [None] * len(requests)
+        bounds = {}
+        for i, request in enumerate(requests):
+            error = problem(request)
+            if error is None:
+                try:
+                    text, raw = render(tokenizer, request, self.resolved.name)
+                    bounds[i] = split_tokens(tokenizer, text, request.continuations, raw=raw)
+                except RecllmError as exc:
+                    error = exc.message
+                except Exception as exc:  # noqa: BLE001 -- e.g. a chat template that rejects a role
+                    error = f"cannot build the prompt: {type(exc).__name__}: {exc}"
+            if error is not None:
+                results[i] = ScoreResult([], [], error=error)
+        for i, result in zip(bounds, self._score_run(llm, list(bounds.values()))):
+            results[i] = result
+        return results  # type: ignore[return-value]
+
+    def _score_run(self, llm, bounds: list) -> list[ScoreResult]:
+        """One engine call for every continuation of `bounds`; if it fails, each request alone."""
+        if not bounds:
+            return []
+        try:
+            params = score_params()
+            prompts = [{"prompt_token_ids": b.prompt + c} for b in bounds for c in b.continuations]
+            started = time.perf_counter()
+            outputs = llm.generate(prompts, sampling_params=params, use_tqdm=False)
+            seconds = (time.perf_counter() - started) / len(bounds)
+        except Exception as exc:  # noqa: BLE001
+            if len(bounds) == 1:
+                return [ScoreResult([], [], prompt_tokens=len(bounds[0].prompt), error=f"{type(exc).__name__}: {exc}")]
+            return [r for b in bounds for r in self._score_run(llm, [b])]
+        results, at = [], 0
+        for b in bounds:
+            outs, at = outputs[at:at + len(b.continuations)], at + len(b.continuations)
+            try:
+                sums = [_prompt_logprob_sum(out, len(b.prompt), cont) for out, cont in zip(outs, b.continuations)]
+                results.append(ScoreResult(sums, [len(c) for c in b.continuations], prompt_tokens=len(b.prompt),
+                                           seconds=seconds))
+            except RecllmError as exc:
+                results.append(ScoreResult([], [], prompt_tokens=len(b.prompt), error=exc.message))
+        return results
+
     def close(self) -> None:
         self._llm = None
 
@@ -143,3 +201,30 @@ def _result(output, request: GenerationRequest, seconds: float) -> GenerationRes
         texts, prompt_tokens=len(output.prompt_token_ids or []),
         completion_tokens=sum(len(c.token_ids) for c in completions), seconds=seconds,
         finish_reason=completions[0].finish_reason if completions else None)
+
+
+def score_params():
+    """Greedy, one new token (vLLM needs at least one), and the prompt tokens' log-probabilities
+    (1: the top token besides the prompt's own, which vLLM always includes)."""
+    import vllm
+
+    return vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+
+
+def _prompt_logprob_sum(output, start: int, continuation: list[int]) -> float:
+    """Sum of the prompt log-probabilities at positions start.. (the continuation's tokens).
+    `prompt_logprobs` is a list (or vLLM's FlatLogprobs sequence) of {token id: Logprob} per
+    prompt position, None at the first."""
+    table = getattr(output, "prompt_logprobs", None)
+    if table is None or len(table) < start + len(continuation):
+        raise RecllmError("vLLM returned no prompt log-probabilities for the continuation "
+                          f"({0 if table is None else len(table)} positions for {start + len(continuation)} tokens)")
+    total = 0.0
+    for t, token in enumerate(continuation):
+        position = table[start + t]
+        entry = position.get(token) if position is not None else None
+        value = getattr(entry, "logprob", entry)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise RecllmError(f"vLLM returned no log-probability for continuation token {t} (id {token})")
+        total += float(value)
+    return total
