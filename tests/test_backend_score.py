@@ -265,3 +265,144 @@ def test_vllm_without_prompt_logprobs_is_an_error(monkeypatch, vllm_folder):
     fake_vllm(monkeypatch, drop_logprobs=True)
     out = get_backend("vllm", model=vllm_folder).score([chat("heat", ["fargo"])])
     assert "no prompt log-probabilities" in out[0].error
+
+
+# -- openai: /v1/completions with echo + logprobs, against a fake server on loopback -------------
+TOKEN = r"\s*\S+"  # the fake server's tokenizer: a word with the spaces before it
+
+
+class ScoreServer:
+    """Answers /v1/completions with echo + logprobs (token logprob = -len(token) / 10), or
+    misbehaves on cue: `mode` is ok | nologprobs | noecho | malformed | refuse | fewer."""
+
+    def __init__(self, mode="ok"):
+        import json
+        import re
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.mode, self.bodies = mode, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+                outer.bodies.append(body)
+                if outer.mode == "refuse":
+                    return self.reply(400, b'{"error": "echo is not supported with logprobs"}')
+                choices = []
+                for i, prompt in enumerate(body["prompt"]):
+                    text = prompt + " next"
+                    toks = [(m.start(), m.group()) for m in re.finditer(TOKEN, text)]
+                    lps = [None] + [-len(t) / 10 for _, t in toks[1:]]
+                    if outer.mode == "malformed" and i == 0:
+                        lps = ["lots"] * len(toks)
+                    logprobs = {"tokens": [t for _, t in toks], "token_logprobs": lps,
+                                "text_offset": [a for a, _ in toks], "top_logprobs": None}
+                    choices.append({"index": i, "text": "next" if outer.mode == "noecho" else text,
+                                    "logprobs": None if outer.mode == "nologprobs" else logprobs})
+                if outer.mode == "fewer":
+                    choices = choices[:1]
+                self.reply(200, json.dumps({"choices": choices}).encode())
+
+            def reply(self, status, payload):
+                self.send_response(status)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def score_server():
+    servers = []
+
+    def make(mode="ok"):
+        servers.append(ScoreServer(mode))
+        return servers[-1]
+
+    yield make
+    for s in servers:
+        s.close()
+
+
+def http(server, **kw):
+    return get_backend("openai", **({"model": "m", "base_url": server.url, "backoff": 0.0, "max_retries": 0} | kw))
+
+
+def expected_http(prompt: str, cont: str) -> tuple[float, int]:
+    import re
+
+    start, end = len(prompt), len(prompt) + len(cont)
+    toks = [(m.start(), m.end(), m.group()) for m in re.finditer(TOKEN, prompt + cont + " next")]
+    picked = [-len(t) / 10 for a, b, t in toks if a < end and b > start]
+    return sum(picked), len(picked)
+
+
+def test_openai_scores_raw_prompts_from_echoed_logprobs(score_server):
+    server = score_server()
+    out = http(server).score([ScoreRequest(prompt="user watched heat\nanswer:", continuations=(" 1. Fargo", " 2. Toy Story")),
+                              ScoreRequest(prompt="p", continuations=())])
+    sums = [expected_http("user watched heat\nanswer:", c) for c in (" 1. Fargo", " 2. Toy Story")]
+    assert out[0].logprobs == pytest.approx([s for s, _ in sums]) and out[0].tokens == [2, 3]
+    assert "no continuations" in out[1].error
+    assert len(server.bodies) == 1  # one POST per request, its continuations as a list of prompts
+    sent = server.bodies[0]
+    assert sent["echo"] is True and sent["logprobs"] == 1 and sent["max_tokens"] == 1
+    assert sent["prompt"] == ["user watched heat\nanswer: 1. Fargo", "user watched heat\nanswer: 2. Toy Story"]
+
+
+def test_openai_chat_scoring_renders_the_template_locally(score_server, tmp_path):
+    pytest.importorskip("transformers")
+    from tiny_llm import build_tokenizer
+
+    server = score_server()
+    with pytest.raises(RecllmError, match="needs the served model's chat template") as info:
+        http(server).score([chat("heat", ["fargo"])])
+    assert "tokenizer=" in info.value.hint
+    build_tokenizer().save_pretrained(tmp_path / "tok")
+    backend = http(server, tokenizer=str(tmp_path / "tok"))
+    assert backend.identity()["tokenizer"] == str(tmp_path / "tok")
+    result = backend.score([chat("heat", ["1 . fargo"])])[0]
+    rendered = "<s><|im_start|>user\nheat<|im_end|>\n<|im_start|>assistant\n"
+    assert server.bodies[-1]["prompt"] == [rendered + "1 . fargo"]
+    assert server.bodies[-1]["add_special_tokens"] is False  # the template wrote BOS already
+    assert result.logprobs == pytest.approx([expected_http(rendered, "1 . fargo")[0]])
+
+
+@pytest.mark.parametrize("mode, message", [
+    ("nologprobs", "returned no log-probabilities with echo"),
+    ("noecho", "did not echo the prompt"),
+    ("refuse", "HTTP 400"),
+])
+def test_openai_server_without_echo_logprobs_is_one_clear_error(score_server, mode, message):
+    server = score_server(mode)
+    with pytest.raises(RecllmError, match=message) as info:
+        http(server).score([ScoreRequest(prompt="a", continuations=(" b",)), ScoreRequest(prompt="c", continuations=(" d",))])
+    assert server.url in str(info.value) and "echo + logprobs" in info.value.hint
+
+
+@pytest.mark.parametrize("mode, message", [("malformed", "malformed reply"), ("fewer", "1 choices for 2 prompts")])
+def test_openai_malformed_logprobs_are_that_requests_error(score_server, mode, message):
+    out = http(score_server(mode)).score([ScoreRequest(prompt="a", continuations=(" b", " c"))])
+    assert message in out[0].error and out[0].logprobs == []
+
+
+def test_openai_scores_go_through_the_cache(score_server, tmp_path):
+    server = score_server()
+    cached = CachedBackend(http(server), ResponseCache(tmp_path / "c.sqlite"))
+    request = ScoreRequest(prompt="x y", continuations=(" z",))
+    first, again = cached.score([request])[0], cached.score([request])[0]
+    assert again.cached and again.logprobs == pytest.approx(first.logprobs) and len(server.bodies) == 1

@@ -28,6 +28,8 @@ from recllm.backends.base import (
     Backend,
     GenerationRequest,
     GenerationResult,
+    ScoreRequest,
+    ScoreResult,
     cut_at_stop,
     messages_of,
 )
@@ -52,6 +54,9 @@ class OpenAIOptions(StrictOptions):
     structured_format: Literal["vllm", "openai"] = "vllm"  # how `structured` is sent
     extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
     revision: str | None = None  # your label for the served weights (part of cache keys)
+    # score(): whose chat template renders chat requests (/v1/completions takes raw text); an
+    # alias, folder or hub id of the served model. Default: `model` when it is a local folder.
+    tokenizer: str | None = None
 
 
 # -- the reply schema: extra fields are allowed (servers add many), the ones we read are checked
@@ -108,14 +113,29 @@ class OpenAIBackend(Backend):
             ident["extra_body"] = redact(self.options.extra_body)
         if self.options.structured_format != "vllm":
             ident["structured_format"] = self.options.structured_format
+        if self.options.tokenizer:  # it renders the prompts that are scored
+            ident["tokenizer"] = self.options.tokenizer
         return ident
+
+    # Scoring works where the server has /v1/completions with echo + logprobs (vLLM's does);
+    # one that lacks them is a clear error for the whole call (see recllm.backends.openai_score).
+    can_score = True
+
+    def score(self, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
+        from recllm.backends.openai_score import score_one
+
+        if not requests:
+            return []
+        return _run(self._gather(list(requests), score_one))
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         if not requests:
             return []
         return _run(self._gather(list(requests)))
 
-    async def _gather(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    async def _gather(self, requests: list, one_request=None) -> list:
+        """Each request through `one_request(self, client, request)` (default: generation), at
+        most `concurrency` at a time, on one HTTP client."""
         import httpx
 
         opts = self.options
@@ -124,8 +144,10 @@ class OpenAIBackend(Backend):
         timeout = httpx.Timeout(opts.timeout, connect=min(10.0, opts.timeout))
         gate = asyncio.Semaphore(max(1, opts.concurrency))
         async with httpx.AsyncClient(headers=headers, limits=limits, timeout=timeout) as client:
-            async def one(request: GenerationRequest) -> GenerationResult:
+            async def one(request):
                 async with gate:
+                    if one_request is not None:
+                        return await one_request(self, client, request)
                     return await self._one(client, request)
             return list(await asyncio.gather(*(one(r) for r in requests)))
 
