@@ -126,12 +126,15 @@ class TransformersBackend(Backend):
     # -- generation --------------------------------------------------------------------------
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         model, _ = self._load()
-        if any(r.structured for r in requests) and not self._warned:
-            self._warned = True  # say it once: transformers has no constrained decoding built in
-            print("warning: the transformers backend does not enforce `structured` outputs; "
-                  "use the vllm backend (or a vLLM server via openai) for constrained decoding", file=sys.stderr)
+        from recllm.backends import constrain
+
+        if any(r.structured and not constrain.is_titles_spec(r.structured) for r in requests) and not self._warned:
+            self._warned = True  # say it once: only title constraints (recllm.backends.constrain) are enforced
+            print("warning: the transformers backend enforces only title constraints ({'titles': ...}), not "
+                  "choice/regex/json; use the vllm backend (or a vLLM server via openai) for those", file=sys.stderr)
         results: list[GenerationResult | None] = [None] * len(requests)
         encoded: dict[int, list[int]] = {}
+        titles: dict[int, tuple] = {}  # request index -> (trie, spec) for title-constrained requests
         limit = getattr(model.config, "max_position_embeddings", None)
         for i, request in enumerate(requests):
             try:
@@ -146,29 +149,42 @@ class TransformersBackend(Backend):
                 results[i] = GenerationResult([], prompt_tokens=len(ids), error=(
                     f"prompt has {len(ids)} tokens; the model's context is {limit} (shorten the history)"))
                 continue
+            if constrain.is_titles_spec(request.structured):
+                try:  # built once per title list and tokenizer (cached), per request only its place
+                    spec = constrain.parse_spec(request.structured)
+                    titles[i] = (constrain.trie_for(self._tokenizer, spec.titles, spec.format), spec)
+                except RecllmError as exc:
+                    results[i] = GenerationResult([], prompt_tokens=len(ids), error=exc.message)
+                    continue
             encoded[i] = ids
-        # Group by sampling settings (one generate() call takes one set), then by length.
+        # Group by sampling settings (one generate() call takes one set), then by length. Title
+        # constraints differ per row inside one batch (each row follows its own trie).
         groups: dict[tuple, list[int]] = {}
         for i in encoded:
-            groups.setdefault((requests[i].params, repr(requests[i].structured)), []).append(i)
+            s = requests[i].structured
+            kind = ("titles",) if i in titles else repr(s)
+            groups.setdefault((requests[i].params, kind), []).append(i)
         for (params, _), members in groups.items():
             members.sort(key=lambda i: len(encoded[i]))
             size = max(1, self.options.batch_size)
             for start in range(0, len(members), size):
                 batch = members[start:start + size]
-                for i, result in zip(batch, self._generate_batch([encoded[i] for i in batch], params)):
+                outs = self._generate_batch([encoded[i] for i in batch], params, [titles.get(i) for i in batch])
+                for i, result in zip(batch, outs):
                     results[i] = result
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, batch: list[list[int]], params: SamplingParams) -> list[GenerationResult]:
+    def _generate_batch(self, batch: list[list[int]], params: SamplingParams,
+                        titles: list | None = None) -> list[GenerationResult]:
+        titles = titles or [None] * len(batch)
         try:
-            return self._run(batch, params)
+            return self._run(batch, params, titles)
         except Exception as exc:  # noqa: BLE001 -- one bad request must not sink its batch
             if len(batch) == 1:
                 return [GenerationResult([], prompt_tokens=len(batch[0]), error=f"{type(exc).__name__}: {exc}")]
-            return [r for ids in batch for r in self._generate_batch([ids], params)]
+            return [r for ids, t in zip(batch, titles) for r in self._generate_batch([ids], params, [t])]
 
-    def _run(self, batch: list[list[int]], params: SamplingParams) -> list[GenerationResult]:
+    def _run(self, batch: list[list[int]], params: SamplingParams, titles: list) -> list[GenerationResult]:
         import torch
 
         model, tokenizer = self._model, self._tokenizer
@@ -194,10 +210,20 @@ class TransformersBackend(Backend):
 
         penalties = penalty_processor(params, [width - len(ids) for ids in batch], width,
                                       copies=1 if params.greedy else params.n)
+        processors = []
         if penalties is not None:
-            from transformers import LogitsProcessorList
             # Ours replaces transformers' own (which counts left padding), and a model's default.
-            kwargs.update(logits_processor=LogitsProcessorList([penalties]), repetition_penalty=1.0)
+            processors.append(penalties)
+            kwargs.update(repetition_penalty=1.0)
+        if any(titles):  # after the penalties, before temperature/top-p (transformers adds those last)
+            from recllm.backends.constrain import TitleConstraint
+
+            processors.append(TitleConstraint(
+                tokenizer, [t[0] if t else None for t in titles], [t[1] if t else None for t in titles],
+                _eos_ids(model, tokenizer), width, max_new, copies=1 if params.greedy else params.n))
+        if processors:
+            from transformers import LogitsProcessorList
+            kwargs.update(logits_processor=LogitsProcessorList(processors))
         if params.stop and self._stop_criteria_work(params.stop):
             kwargs.update(stop_strings=list(params.stop), tokenizer=tokenizer)  # ends rows early
         started = time.perf_counter()

@@ -184,6 +184,10 @@ def sampling_params(request: GenerationRequest):
 
 
 def _structured(structured: dict[str, Any]) -> dict[str, Any]:
+    from recllm.backends import constrain
+
+    if constrain.is_titles_spec(structured):  # {"titles": [...]} -> a GBNF grammar over them
+        structured = constrain.vllm_structured_for_titles(constrain.parse_spec(structured))
     unknown = set(structured) - set(STRUCTURED_KINDS)
     if unknown or len(structured) != 1:
         raise RecllmError(f"structured output takes exactly one of {STRUCTURED_KINDS}, got {sorted(structured)}")
