@@ -133,7 +133,7 @@ def markdown_table(runs: Sequence[Run], ks: Sequence[int] = (10,)) -> str:
     return "\n".join(lines)
 
 
-def json_summary(runs: Sequence[Run], ks: Sequence[int] = (1, 5, 10, 20)) -> list[dict[str, Any]]:
+def json_summary(runs: Sequence[Run]) -> list[dict[str, Any]]:
     return [{"path": str(r.path), "partial": r.partial, **{k: v for k, v in r.results.items()
              if k in ("name", "protocol", "users", "config_hash", "systems", "position_bias",
                       "model", "timings")}} for r in runs]
@@ -145,7 +145,7 @@ def per_user(run_dir: Path, system: str | None, metric: str) -> tuple[str, dict[
     """One system's per-user values of `metric`, recomputed from samples.jsonl."""
     from recllm.evaluate.metrics import ranking_metrics, relevant_items
 
-    samples = rundir.read_jsonl(Path(run_dir) / rundir.SAMPLES)
+    samples = rundir.read_records(Path(run_dir) / rundir.SAMPLES)
     if not samples:
         raise RecllmError("no samples to compare", where=str(run_dir))
     names = list(samples[0]["systems"])

@@ -14,7 +14,7 @@ import pytest
 from conftest import make_dataset
 
 from recllm.cli import main
-from recllm.evaluate.rundir import read_jsonl
+from recllm.evaluate.rundir import read_records
 
 # user -> its own history item (in no other history, so the server can tell users apart by
 # the title in the prompt); every user also saw items 4 and 11, and 11 is the held-out target.
@@ -93,7 +93,7 @@ def evaluate(run_dir, base_url, *extra) -> int:
 
 
 def failed_users(run_dir) -> set[str]:
-    return {s["user"] for s in read_jsonl(run_dir / "samples.jsonl")
+    return {s["user"] for s in read_records(run_dir / "samples.jsonl")
             if any((r or {}).get("error") for r in s["systems"].values())}
 
 
@@ -102,7 +102,7 @@ def test_malformed_replies_fail_only_their_users_and_resume_finishes_them(server
     assert evaluate(run_dir, f"http://{server.host}/v1") == 0
     assert (run_dir / "results.json").exists()  # the run completed
     assert failed_users(run_dir) == set(MALFORMED)
-    samples = {s["user"]: s for s in read_jsonl(run_dir / "samples.jsonl")}
+    samples = {s["user"]: s for s in read_records(run_dir / "samples.jsonl")}
     assert samples["u6"]["systems"]["served-model"]["raw"] == ["1. Braveheart\n2. Fargo"]
     assert all(n == 1 for n in server.requests.values()) and len(server.requests) == len(OWN)
     assert evaluate(run_dir, f"http://{server.host}/v1", "--resume", "--retry-failed") == 0

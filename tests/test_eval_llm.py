@@ -10,7 +10,7 @@ import pytest
 
 from recllm.evaluate import EvalConfig, run_eval
 from recllm.evaluate.config import load_config
-from recllm.evaluate.rundir import read_jsonl
+from recllm.evaluate.rundir import read_records
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "eval" / "configs").glob("*.yaml"))
 
@@ -40,7 +40,7 @@ def test_transformers_backend_end_to_end_and_cached_rerun(tmp_path, tiny_dataset
         assert llm["kind"] == "llm" and llm["metrics"]["hit@1"]["n"] == 4
         assert res["model"]["backend"]["engine"] == "transformers"
         assert llm["tokens"]["prompt"] > 0
-        for s in read_jsonl(run / "samples.jsonl"):
+        for s in read_records(run / "samples.jsonl"):
             rec = s["systems"][str(folder)]
             assert rec["prompt"][-1]["role"] == "user" and rec["error"] is None
             assert rec["completion_tokens"] <= 6
@@ -48,7 +48,7 @@ def test_transformers_backend_end_to_end_and_cached_rerun(tmp_path, tiny_dataset
     again = run_eval(cfg.model_copy(update={"output": str(tmp_path / "b")}), dataset=tiny_dataset,
                      log=lambda m: None)
     for a, b in zip(first, again):
-        events = [e for e in read_jsonl(b / "events.jsonl") if "requests" in e]
+        events = [e for e in read_records(b / "events.jsonl") if "requests" in e]
         assert sum(e["requests"] for e in events) == sum(e["cached"] for e in events) == 4
         assert (a / "samples.jsonl").read_bytes() == (b / "samples.jsonl").read_bytes()
 

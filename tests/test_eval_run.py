@@ -10,7 +10,7 @@ import pytest
 from recllm.errors import RecllmError
 from recllm.evaluate import EvalConfig, recompute, run_eval
 from recllm.evaluate.config import load_config
-from recllm.evaluate.rundir import read_jsonl
+from recllm.evaluate.rundir import read_records
 
 ANSWERS = {
     "u1": "1. Star Wars (1977)\n2. Heat (1995)\n3. Made Up Movie\n4. Star Wars",
@@ -36,7 +36,7 @@ def systems(run_dir):
 def test_full_protocol_run_by_hand(tmp_path, tiny_dataset):
     [run] = run_eval(config(tmp_path), dataset=tiny_dataset, log=lambda m: None)
     assert {p.name for p in run.iterdir()} >= {"config.yaml", "results.json", "samples.jsonl"}
-    samples = {s["user"]: s for s in read_jsonl(run / "samples.jsonl")}
+    samples = {s["user"]: s for s in read_records(run / "samples.jsonl")}
     u1 = samples["u1"]["systems"]["scripted-test"]
     # u1 history 1,2,3,4 -> target 7: Star Wars first; Heat (1995) is in the history (dropped),
     # "Made Up Movie" is out of catalog, the second "Star Wars" a duplicate.
@@ -67,7 +67,7 @@ def test_full_protocol_run_by_hand(tmp_path, tiny_dataset):
 def test_candidates_protocol_records_positions(tmp_path, tiny_dataset):
     [run] = run_eval(config(tmp_path, protocol="candidates", negatives=3), dataset=tiny_dataset,
                      log=lambda m: None)
-    for s in read_jsonl(run / "samples.jsonl"):
+    for s in read_records(run / "samples.jsonl"):
         cands = s["candidates"]
         assert len(cands) == 4 and cands[s["target_position"]] == s["target"]
         assert not set(cands) - {s["target"]} & set(s["history"])   # negatives are unseen
@@ -92,7 +92,7 @@ def test_limit_then_resume_equals_uninterrupted(tmp_path, tiny_dataset):
                     log=lambda m: None)[0]
     part = config(tmp_path, output=str(tmp_path / "part"), limit=2)
     run_eval(part, dataset=tiny_dataset, log=lambda m: None)
-    assert len(read_jsonl(tmp_path / "part" / "samples.jsonl")) == 2
+    assert len(read_records(tmp_path / "part" / "samples.jsonl")) == 2
     assert not (tmp_path / "part" / "results.json").exists()
     # a crash mid-write leaves half a line: resume cuts it and goes on
     with open(tmp_path / "part" / "samples.jsonl", "a") as fh:
@@ -128,7 +128,7 @@ def test_backend_failure_is_recorded_and_run_goes_on(tmp_path, tiny_dataset):
     run_eval(cfg.model_copy(update={"retry_failed": True}), resume=True, dataset=tiny_dataset,
              log=lambda m: None)
     assert systems(run)["scripted-test"]["failures"] == []
-    assert [s["user"] for s in read_jsonl(run / "samples.jsonl")][-1] == "u2"
+    assert [s["user"] for s in read_records(run / "samples.jsonl")][-1] == "u2"
 
 
 def test_too_few_items_for_negatives(tmp_path, tiny_dataset):
@@ -158,7 +158,7 @@ def test_sweep_expands_into_subruns(tmp_path, tiny_dataset):
     assert [d.name for d in dirs] == [
         "protocol=full,max_history=2", "protocol=full,max_history=none",
         "protocol=candidates,max_history=2", "protocol=candidates,max_history=none"]
-    short = read_jsonl(dirs[0] / "samples.jsonl")
+    short = read_records(dirs[0] / "samples.jsonl")
     assert all(len(s["history"]) <= 2 for s in short)
 
 
@@ -172,7 +172,7 @@ def test_bootstrap_reasks_with_reshuffled_candidates(tmp_path, tiny_dataset):
                      dataset=tiny_dataset, log=lambda m: None)
     res = json.loads((run / "results.json").read_text())
     assert res["protocol"]["reasks"] == 2 and res["protocol"]["reasks_merge"] == "mrr"
-    for s in read_jsonl(run / "samples.jsonl"):
+    for s in read_records(run / "samples.jsonl"):
         rec = s["systems"]["scripted-test"]
         if rec["error"]:
             continue
@@ -188,7 +188,7 @@ def test_retrieved_protocol(tmp_path, tiny_dataset):
                      dataset=tiny_dataset, log=lambda m: None)
     res = json.loads((run / "results.json").read_text())
     assert res["protocol"]["retriever"] == "popularity" and res["protocol"]["candidates"] == 3
-    samples = read_jsonl(run / "samples.jsonl")
+    samples = read_records(run / "samples.jsonl")
     for s in samples:
         assert len(s["candidates"]) == 3 and not set(s["candidates"]) & set(s["history"])
         pos = s["target_position"]
@@ -248,7 +248,7 @@ def test_rescoring_a_reask_run_gives_every_ask_its_own_answer(tmp_path, tiny_dat
     [b] = run_eval(config(tmp_path, output=str(tmp_path / "b"), **cfg,
                           backend_options={"path": str(a / "samples.jsonl")}),
                    dataset=tiny_dataset, log=lambda m: None)
-    first, again = read_jsonl(a / "samples.jsonl"), read_jsonl(b / "samples.jsonl")
+    first, again = read_records(a / "samples.jsonl"), read_records(b / "samples.jsonl")
     assert any(len({tuple(x["ranked"]) for x in s["systems"]["scripted-test"]["asks"]}) > 1
                for s in first)  # the asks really differ
     for s, t in zip(first, again):
@@ -290,7 +290,7 @@ def test_resume_refuses_changed_data_or_weights(tmp_path, tiny_dataset):
     # same data, same engine: resuming finishes the run
     [done] = run_eval(cfg.model_copy(update={"limit": None}), resume=True,
                       dataset=tiny_dataset, log=lambda m: None)
-    assert len(read_jsonl(done / "samples.jsonl")) == 4
+    assert len(read_records(done / "samples.jsonl")) == 4
 
 
 def test_torn_events_line_is_repaired_on_resume(tmp_path, tiny_dataset):
@@ -300,7 +300,7 @@ def test_torn_events_line_is_repaired_on_resume(tmp_path, tiny_dataset):
         fh.write('{"users": 2, "seco')          # killed mid-write
     [run] = run_eval(cfg.model_copy(update={"limit": None}), resume=True, dataset=tiny_dataset,
                      log=lambda m: None)
-    events = read_jsonl(run / "events.jsonl")   # every line whole again
+    events = read_records(run / "events.jsonl")   # every line whole again
     assert (run / "events.jsonl").read_text().endswith("\n") and events
     assert json.loads((run / "results.json").read_text())["users"]["evaluated"] == 4
 

@@ -14,7 +14,7 @@ import pytest
 from recllm.cli import main
 from recllm.errors import RecllmError
 from recllm.evaluate import EvalConfig, run_eval
-from recllm.evaluate.rundir import JsonlAppender, RunLock, read_jsonl
+from recllm.evaluate.rundir import JsonlAppender, RunLock, read_records
 
 
 def _cfg(tmp_path, **kw):
@@ -30,7 +30,7 @@ def test_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path, tin
             run_eval(_cfg(tmp_path), dataset=tiny_dataset, log=lambda m: None)
     # released: the run goes through, and leaves the lock empty
     [done] = run_eval(_cfg(tmp_path), dataset=tiny_dataset, log=lambda m: None)
-    assert len(read_jsonl(done / "samples.jsonl")) == 4
+    assert len(read_records(done / "samples.jsonl")) == 4
     assert (done / ".lock").read_text() == ""
 
 

@@ -8,7 +8,7 @@ import json
 
 from recllm.data import leave_one_out
 from recllm.evaluate import EvalConfig, run_eval
-from recllm.evaluate.rundir import read_jsonl
+from recllm.evaluate.rundir import read_records
 
 from conftest import make_dataset
 
@@ -36,7 +36,7 @@ def _run(tmp_path, protocol, answers):
                      template=None if protocol == "full" else "rank-sequential",
                      baselines=["popularity"])
     [run] = run_eval(cfg, dataset=make_dataset(HISTORIES), log=lambda m: None)
-    return {s["user"]: s for s in read_jsonl(run / "samples.jsonl")}
+    return {s["user"]: s for s in read_records(run / "samples.jsonl")}
 
 
 def test_full_protocol_excludes_items_cut_from_the_prompt(tmp_path):

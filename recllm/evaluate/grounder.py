@@ -13,7 +13,7 @@ from typing import Any
 
 
 @dataclass
-class Grounded:
+class GroundedAnswer:
     ranked: list[str]
     parsed: list[str]
     matched: list[str | None]
@@ -40,7 +40,7 @@ class Grounder:
                 "parse_failure": 1, "error": int(error)}
 
     def ground(self, text: str, *, k: int, history: Sequence[str],
-               candidates: Sequence[str] | None = None, exclude_history: bool = True) -> Grounded:
+               candidates: Sequence[str] | None = None, exclude_history: bool = True) -> GroundedAnswer:
         """Ranked ids (at most k, answer order, each once; history items dropped when
         `exclude_history`, as the baselines do) and the counts:
         parsed = titles written (repeats included), matched = titles naming an item,
@@ -65,7 +65,7 @@ class Grounder:
             "error": 0,
         }
         matched = [m.item_id if m is not None else None for m in g.matches]
-        return Grounded(list(g.item_ids), list(g.titles), matched, validity)
+        return GroundedAnswer(list(g.item_ids), list(g.titles), matched, validity)
 
 
 class _CatalogFirst:

@@ -1,7 +1,8 @@
 """The LLM as a recommender under a protocol: render -> generate (batched) -> parse -> match.
 
-One object per run holds the template, the (cached) backend and the matcher. `answer` turns a
-batch of users into per-user records; it never sees targets: the UserCase passed to the
+One object per run holds the template, the (cached) backend and the matcher. `prepare` renders
+a batch of users, `generate` sends it, `finish` turns the answers into per-user records; none
+of them sees targets: the UserCase passed to the
 template carries one, but templates only read history (see recllm.prompting.context), and
 nothing here reads `case.target`. No retries conditioned on the answer, no padding.
 """
@@ -167,17 +168,6 @@ class LLMRecommender:
         """Ground each answer: one record per user (CPU only; may run in a worker)."""
         answers = dict(zip(prep.slots, results))
         return [self._record(case, u, prep, answers) for u, case in enumerate(cases)]
-
-    def answer(self, cases: Sequence[UserCase], cands: Sequence[CandidateSet | None],
-               stats: BatchStats) -> list[dict[str, Any]]:
-        """prepare -> generate -> finish in one process."""
-        prep = self.prepare(cases, cands)
-        results = self.generate(prep.requests, stats)
-        t0 = time.perf_counter()
-        records = self.finish(cases, prep, results)
-        stats.seconds_render += prep.seconds
-        stats.seconds_ground += time.perf_counter() - t0
-        return records
 
     def _generate(self, requests):
         from recllm.backends import GenerationResult

@@ -26,7 +26,7 @@ CONFIG, SAMPLES, RESULTS, EVENTS = "config.yaml", "samples.jsonl", "results.json
 FINGERPRINT = "fingerprint.json"
 
 
-def read_jsonl(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
+def read_records(path: Path, *, repair: bool = False) -> list[dict[str, Any]]:
     """Every complete line of a JSONL file. A final fragment without its newline (a crash
     mid-write) is dropped, and with `repair` cut from the file; a bad complete line is an error."""
     if not path.exists():

@@ -71,7 +71,7 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
     t_start = time.perf_counter()
     rundir.prepare(run_dir, cfg.to_yaml(), cfg.hash(), resume)
     samples_path = run_dir / rundir.SAMPLES
-    done = rundir.read_jsonl(samples_path, repair=True)
+    done = rundir.read_records(samples_path, repair=True)
     plan = build_plan(cfg, log=log, dataset=dataset)
     t_plan = time.perf_counter()
     rundir.check_fingerprint(run_dir, "dataset", plan.dataset.fingerprint(), has_samples=bool(done))
@@ -131,7 +131,7 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
         if llm is not None and backend is None:  # an engine passed in belongs to the caller
             llm.close()
     t_end, c_end = time.perf_counter(), _cpu_seconds()  # workers are joined: their CPU counts
-    samples = rundir.read_jsonl(samples_path)
+    samples = rundir.read_records(samples_path)
     if len(samples) < len(plan.cases):
         log(f"stopped after {len(samples)}/{len(plan.cases)} users (limit); "
             "rerun with --resume to finish")
@@ -152,7 +152,7 @@ def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str,
                   run_dir: Path, timings: dict[str, Any]) -> dict[str, Any]:
     """results.json: metrics from samples, plus everything needed to reproduce them."""
     metrics = aggregate(samples, ks=cfg.ks, k=cfg.k, resamples=cfg.ci_resamples, seed=cfg.seed)
-    events = rundir.read_jsonl(run_dir / rundir.EVENTS)
+    events = rundir.read_records(run_dir / rundir.EVENTS)
     models = [e["model"] for e in events if "model" in e]
     model = models[-1] if models else None
     events = [e for e in events if "seconds" in e]
@@ -200,5 +200,5 @@ def recompute(run_dir: str | Path) -> dict[str, Any]:
     the same dict as the metric part of results.json."""
     run_dir = Path(run_dir)
     cfg = EvalConfig.parse(rundir.load_run_config(run_dir), where=str(run_dir / rundir.CONFIG))
-    samples = rundir.read_jsonl(run_dir / rundir.SAMPLES)
+    samples = rundir.read_records(run_dir / rundir.SAMPLES)
     return aggregate(samples, ks=cfg.ks, k=cfg.k, resamples=cfg.ci_resamples, seed=cfg.seed)

@@ -37,6 +37,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from pydantic import Field
 
 from recllm.errors import RecllmError
+from recllm.prompting import bounds
 from recllm.prompting.context import ITEM_FIELDS, VARIABLES, PromptItem
 from recllm.options import StrictOptions
 
@@ -59,20 +60,48 @@ class TemplateHeader(StrictOptions):
 
 
 class PromptEnvironment(ImmutableSandboxedEnvironment):
-    """The immutable sandbox with one shortcut: a declared field of a PromptItem (plain data:
-    str, int, float, tuple of str or None) is read directly, without the sandbox's per-read
-    safety checks, which were a third of the render time with ~140 item reads per prompt.
-    Any other attribute, of a PromptItem or of anything else, takes the sandbox's full path."""
+    """The immutable sandbox, bounded (recllm.prompting.bounds: steps, seconds, sizes), with one
+    shortcut: a declared field of a PromptItem (plain data: str, int, float, tuple of str or
+    None) is read directly, without the sandbox's per-read safety checks, which were a third
+    of the render time with ~140 item reads per prompt. Any other attribute, of a PromptItem
+    or of anything else, takes the sandbox's full path."""
+
+    intercepted_binops = frozenset(bounds.BINOPS)  # also keeps Jinja from folding them at compile time
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        for name, check in bounds.GROWING_FILTERS.items():
+            self.filters[name] = bounds.bounded_filter(self.filters[name], check)
+        self.filters[bounds.STEPS_FILTER] = bounds.steps
+        self.filters[bounds.CONCAT_FILTER] = bounds.concat
+        self.globals["namespace"] = bounds.BoundedNamespace
+        self.globals.pop("lipsum", None)  # random text, and sized by its argument
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) is PromptItem and attribute in ITEM_FIELDS:
             return getattr(obj, attribute)
         return super().getattr(obj, attribute)
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        return bounds.guard_ast(super()._parse(source, name, filename))
+
+    def wrap_str_format(self, value: Any):
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:  # '{:>999999999}'.format(1): refuse the width before formatting
+            bounds.check_format(value.__self__, (), "str.format")
+        return wrapped
+
+    def call_binop(self, context, operator: str, left: Any, right: Any) -> Any:
+        return bounds.binop(operator, left, right)
+
+    def call(__self, __context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+        bounds.call(__obj, args, kwargs)
+        return bounds.check_size(super().call(__context, __obj, *args, **kwargs), "a call's result")
+
 
 def make_environment() -> ImmutableSandboxedEnvironment:
-    """The one Jinja environment: sandboxed, immutable, undefined names are errors, no escaping
-    (prompts are plain text), tidy block whitespace."""
+    """The one Jinja environment: sandboxed, immutable, bounded, undefined names are errors, no
+    escaping (prompts are plain text), tidy block whitespace."""
     return PromptEnvironment(
         undefined=StrictUndefined, autoescape=False, trim_blocks=True, lstrip_blocks=True,
         keep_trailing_newline=False,
@@ -92,12 +121,20 @@ class PromptTemplate:
 
     def __post_init__(self):
         where = self.where
+        token = bounds.start()  # compile-time constant folding runs filters: bound it too
         try:
             ast = _ENV.parse(self.source, name=self.header.name, filename=where)
             code = _ENV.compile(ast, name=self.header.name, filename=where)
         except TemplateSyntaxError as exc:
             raise RecllmError(f"template syntax error: {exc.message}", where=f"{where}:{exc.lineno}",
                               hint="fix the Jinja markup at that line") from None
+        except (RecursionError, MemoryError) as exc:
+            raise RecllmError(f"template cannot be compiled: {_describe(exc)}", where=where,
+                              hint="simplify the template's expressions") from None
+        except (ValueError, SecurityError) as exc:  # e.g. an integer literal of 5,000 digits
+            raise RecllmError(f"template cannot be compiled: {exc}", where=where) from None
+        finally:
+            bounds.stop(token)
         object.__setattr__(self, "_ast", ast)
         object.__setattr__(self, "_compiled",
                            _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None)))
@@ -132,9 +169,10 @@ class PromptTemplate:
         if self.header.chat:  # run the root once (top-level sets), capturing each block's text
             for block, funcs in list(ctx.blocks.items()):
                 ctx.blocks[block] = [_capture(block, funcs[0], captured)]
+        token = bounds.start()
         try:
             try:
-                outside = "".join(self._compiled.root_render_func(ctx))
+                outside = bounds.join_bounded(self._compiled.root_render_func(ctx), "the rendered text")
             except Exception:  # let Jinja map the traceback to template lines, then re-raise
                 _ENV.handle_exception(self.source)
         except UndefinedError as exc:
@@ -148,6 +186,11 @@ class PromptTemplate:
             raise self._error(exc, f"unsafe operation refused by the sandbox: {exc}", None) from None
         except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
             raise self._error(exc, f"render failed: {type(exc).__name__}: {exc}", None) from None
+        except (RecursionError, MemoryError) as exc:
+            raise self._error(exc, f"render failed: {_describe(exc)}",
+                              "a macro or block that calls itself needs a condition that ends it") from None
+        finally:
+            bounds.stop(token)
         if not self.header.chat:
             text = outside.strip()
             if not text:
@@ -188,9 +231,14 @@ class PromptTemplate:
 
 def _capture(name: str, func, captured: dict[str, str]):
     def render_block(context):
-        captured[name] = "".join(func(context))
+        captured[name] = bounds.join_bounded(func(context), f"block {name!r}")
         return iter(())
     return render_block
+
+
+def _describe(exc: BaseException) -> str:
+    return ("nested too deeply (recursion)" if isinstance(exc, RecursionError)
+            else "out of memory" if isinstance(exc, MemoryError) else str(exc))
 
 
 def _template_line(exc: Exception, filename: str) -> int | str:
