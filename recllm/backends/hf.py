@@ -130,8 +130,9 @@ class TransformersBackend(Backend):
 
         if any(r.structured and not constrain.is_titles_spec(r.structured) for r in requests) and not self._warned:
             self._warned = True  # say it once: only title constraints (recllm.backends.constrain) are enforced
-            print("warning: the transformers backend enforces only title constraints ({'titles': ...}), not "
-                  "choice/regex/json; use the vllm backend (or a vLLM server via openai) for those", file=sys.stderr)
+            print("warning: the transformers backend does not enforce `structured` outputs other than title "
+                  "lists ({'titles': ...}); use the vllm backend (or a vLLM server via openai) for choice/regex/json",
+                  file=sys.stderr)
         results: list[GenerationResult | None] = [None] * len(requests)
         encoded: dict[int, list[int]] = {}
         titles: dict[int, tuple] = {}  # request index -> (trie, spec) for title-constrained requests
