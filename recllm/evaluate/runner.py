@@ -66,15 +66,48 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
 
 def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backend, dataset
                 ) -> dict[str, Any] | None:
-    from tqdm.auto import tqdm
-
     t_start = time.perf_counter()
     rundir.prepare(run_dir, cfg.to_yaml(), cfg.hash(), resume)
-    samples_path = run_dir / rundir.SAMPLES
-    done = rundir.read_records(samples_path, repair=True)
+    done = rundir.read_records(run_dir / rundir.SAMPLES, repair=True)
     plan = build_plan(cfg, log=log, dataset=dataset)
     t_plan = time.perf_counter()
     rundir.check_fingerprint(run_dir, "dataset", plan.dataset.fingerprint(), has_samples=bool(done))
+    done, pending = _pending(cfg, run_dir, plan, done, log)
+    llm = None
+    if cfg.model is not None and pending:
+        from recllm.evaluate.llm import LLMRecommender
+        llm = LLMRecommender(cfg, plan.dataset, backend=backend,
+                             popularity={k: float(v) for k, v in plan.train.count_of().items()})
+        rundir.check_fingerprint(run_dir, "model", llm.fingerprint(), has_samples=bool(done))
+    t_loop, c_loop = time.perf_counter(), _cpu_seconds()
+    try:
+        stats = _answer(cfg, run_dir, plan, pending, llm)
+    finally:
+        if llm is not None and backend is None:  # an engine passed in belongs to the caller
+            llm.close()
+    t_end, c_end = time.perf_counter(), _cpu_seconds()  # workers are joined: their CPU counts
+    samples = rundir.read_records(run_dir / rundir.SAMPLES)
+    if len(samples) < len(plan.cases):
+        log(f"stopped after {len(samples)}/{len(plan.cases)} users (limit); "
+            "rerun with --resume to finish")
+        return None
+    timings = {"plan_seconds": round(t_plan - t_start, 3),
+               "loop_seconds_this_session": round(t_end - t_loop, 3),
+               "loop_cpu_seconds_this_session": round(c_end - c_loop, 3),
+               "users_this_session": len(pending),
+               "render_seconds": round(stats.seconds_render, 3),
+               "generate_seconds": round(stats.seconds_generate, 3),
+               "ground_seconds": round(stats.seconds_ground, 3)}
+    results = build_results(cfg, plan, samples, run_dir, timings)
+    rundir.write_json_atomic(run_dir / rundir.RESULTS, results)
+    return results
+
+
+def _pending(cfg: EvalConfig, run_dir: Path, plan: RunPlan, done: list[dict[str, Any]],
+             log: Log) -> tuple[list[dict[str, Any]], list]:
+    """(samples kept, users still to answer): finished users are skipped, failed ones dropped
+    for another try with `retry_failed`, and at most `limit` users are done in all."""
+    samples_path = run_dir / rundir.SAMPLES
     if done and cfg.retry_failed:
         kept = [s for s in done if not any((r or {}).get("error") for r in s["systems"].values())]
         if len(kept) < len(done):
@@ -82,8 +115,7 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
             _rewrite(samples_path, kept)
             done = kept
     finished = {s["user"] for s in done}
-    order = {c.user_id: i for i, c in enumerate(plan.cases)}
-    stale = finished - set(order)
+    stale = finished - {c.user_id for c in plan.cases}
     if stale:
         raise RecllmError(f"samples.jsonl holds {len(stale)} users not in this run's plan",
                           where=str(samples_path), hint="start over with --output NEW_DIR")
@@ -92,20 +124,23 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
         pending = pending[: max(0, cfg.limit - len(finished))]
     log(f"{run_dir}: {len(plan.cases)} users ({len(finished)} done, {len(pending)} to go), "
         f"protocol {cfg.protocol}, model {cfg.model or '(baselines only)'}")
-    llm = None
-    if cfg.model is not None and pending:
-        from recllm.evaluate.llm import LLMRecommender
-        llm = LLMRecommender(cfg, plan.dataset, backend=backend,
-                             popularity={k: float(v) for k, v in plan.train.count_of().items()})
-        rundir.check_fingerprint(run_dir, "model", llm.fingerprint(), has_samples=bool(done))
+    return done, pending
+
+
+def _answer(cfg: EvalConfig, run_dir: Path, plan: RunPlan, pending: list, llm):
+    """Answer and score the pending users batch by batch, appending each batch's samples
+    (durably) and its timings to events.jsonl; returns the session's BatchStats."""
+    from tqdm.auto import tqdm
+
     from recllm.evaluate.llm import BatchStats
     from recllm.evaluate.pipeline import Pipeline
+
     stats = BatchStats()
-    writer = rundir.JsonlAppender(samples_path)
+    order = {c.user_id: i for i, c in enumerate(plan.cases)}
+    writer = rundir.JsonlAppender(run_dir / rundir.SAMPLES)
     events = rundir.JsonlAppender(run_dir / rundir.EVENTS)
     if llm is not None:
         events.write([{"model": llm.identity()}])
-    t_loop, c_loop = time.perf_counter(), _cpu_seconds()
     pipe = Pipeline(cfg, plan, order, llm, pending, workers=cfg.workers)
     try:
         bar = tqdm(total=len(pending), desc="users", unit="user", disable=not cfg.progress,
@@ -128,24 +163,7 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
         pipe.close()
         writer.close()
         events.close()
-        if llm is not None and backend is None:  # an engine passed in belongs to the caller
-            llm.close()
-    t_end, c_end = time.perf_counter(), _cpu_seconds()  # workers are joined: their CPU counts
-    samples = rundir.read_records(samples_path)
-    if len(samples) < len(plan.cases):
-        log(f"stopped after {len(samples)}/{len(plan.cases)} users (limit); "
-            "rerun with --resume to finish")
-        return None
-    timings = {"plan_seconds": round(t_plan - t_start, 3),
-               "loop_seconds_this_session": round(t_end - t_loop, 3),
-               "loop_cpu_seconds_this_session": round(c_end - c_loop, 3),
-               "users_this_session": len(pending),
-               "render_seconds": round(stats.seconds_render, 3),
-               "generate_seconds": round(stats.seconds_generate, 3),
-               "ground_seconds": round(stats.seconds_ground, 3)}
-    results = build_results(cfg, plan, samples, run_dir, timings)
-    rundir.write_json_atomic(run_dir / rundir.RESULTS, results)
-    return results
+    return stats
 
 
 def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str, Any]],
