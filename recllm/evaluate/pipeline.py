@@ -24,6 +24,7 @@ import numpy as np
 from recllm.data.schema import UserCase
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.metrics import novelty, relevant_items, users_metrics
+from recllm.evaluate.schema import SCHEMA_VERSION
 from recllm.evaluate.setup import RunPlan
 
 _STATE: dict[str, Any] = {}   # what the stages read: cfg, plan, order, llm, pending, label
@@ -57,7 +58,8 @@ def score_records(cfg: EvalConfig, plan: RunPlan, batch: Sequence[UserCase], ord
     lines = []
     for u, case in enumerate(batch):
         rec: dict[str, Any] = {
-            "i": order[case.user_id], "user": case.user_id, "target": case.target,
+            "schema_version": SCHEMA_VERSION, "i": order[case.user_id], "user": case.user_id,
+            "target": case.target,
             "history": list(case.history), "history_truncated": case.truncated,
             "n_items": plan.train.n_items,
         }

@@ -16,6 +16,7 @@ from recllm.errors import RecllmError
 from recllm.evaluate import rundir
 from recllm.evaluate.aggregate import aggregate
 from recllm.evaluate.config import EvalConfig
+from recllm.evaluate.schema import SCHEMA_VERSION
 from recllm.evaluate.setup import RunPlan, build_plan, protocol_info
 
 Log = Callable[[str], None]
@@ -175,6 +176,7 @@ def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str,
     model = models[-1] if models else None
     events = [e for e in events if "seconds" in e]
     results: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "name": cfg.name or run_dir.name,
         "protocol": protocol_info(cfg),
         "dataset": plan.dataset.stats() if plan else {"name": cfg.dataset},
