@@ -72,6 +72,7 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         for name, check in bounds.GROWING_FILTERS.items():
             self.filters[name] = bounds.bounded_filter(self.filters[name], check)
+        self.filters.update(bounds.BOUNDED_FILTERS)
         self.filters[bounds.STEPS_FILTER] = bounds.steps
         self.filters[bounds.CONCAT_FILTER] = bounds.concat
         self.globals["namespace"] = bounds.BoundedNamespace
@@ -154,8 +155,14 @@ class PromptTemplate:
 
     @cached_property
     def variables(self) -> frozenset[str]:
-        """Every name the template reads from its context (loop variables and sets excluded)."""
-        return frozenset(meta.find_undeclared_variables(self._ast))
+        """Every name the template reads from its context (loop variables and sets excluded).
+
+        Jinja's analysis treats each block as its own scope, so it counts a name set at the top
+        level (`{% set noun = domain_plural %}` before the blocks) as read from outside; render
+        runs the top level first and the blocks see it, so such names are template-local here
+        too (`prompts check` and `render` agree; a set placed after its use still fails the
+        check's fixture render, as it fails rendering)."""
+        return frozenset(meta.find_undeclared_variables(self._ast)) - _top_level_names(self._ast)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -182,6 +189,9 @@ class PromptTemplate:
             raise self._error(exc, what,
                               f"templates may read {', '.join(VARIABLES)}; items have "
                               f"{', '.join(ITEM_FIELDS)}") from None
+        except bounds.RenderLimit as exc:
+            raise self._error(exc, f"render limit: {exc}", "templates are bounded in steps, seconds and "
+                              "characters (recllm/prompting/bounds.py); simplify the template") from None
         except SecurityError as exc:
             raise self._error(exc, f"unsafe operation refused by the sandbox: {exc}", None) from None
         except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError) as exc:
@@ -227,6 +237,25 @@ class PromptTemplate:
                 raise RecllmError("chat template has text outside its message blocks",
                                   where=f"{self.where}:{node.lineno}",
                                   hint="move it inside a {% block ... %} or into a {# comment #}")
+
+
+def _top_level_names(ast: nodes.Template) -> set[str]:
+    """Names assigned by `{% set %}` (or `{% import %}`) in the template's top-level scope:
+    outside blocks, macros and loops, whose assignments do not reach the top level."""
+    names: set[str] = set()
+    scoped = (nodes.Block, nodes.Macro, nodes.CallBlock, nodes.For, nodes.FilterBlock, nodes.Scope)
+    stack = list(ast.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (nodes.Assign, nodes.AssignBlock)):
+            targets = [node.target, *node.target.find_all(nodes.Name)]  # a name, or a tuple of them
+            names.update(n.name for n in targets if isinstance(n, nodes.Name) and n.ctx == "store")
+        elif isinstance(node, (nodes.Import, nodes.FromImport)):
+            names.update([node.target] if isinstance(node, nodes.Import) else
+                         [n if isinstance(n, str) else n[1] for n in node.names])
+        elif not isinstance(node, scoped):
+            stack.extend(node.iter_child_nodes())
+    return names
 
 
 def _capture(name: str, func, captured: dict[str, str]):
