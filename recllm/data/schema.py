@@ -81,6 +81,17 @@ class RecDataset:
         h.update(pd.util.hash_pandas_object(self.catalog.table["title"], index=True).to_numpy().tobytes())
         return h.hexdigest()[:16]
 
+    def to_hf(self):
+        """This dataset as a Hugging Face DatasetDict {"interactions", "catalog"}."""
+        from recllm.data.hf import to_hf
+        return to_hf(self)
+
+    @classmethod
+    def from_hf(cls, data, *, name: str | None = None) -> "RecDataset":
+        """A RecDataset from a DatasetDict with "interactions" and "catalog" splits."""
+        from recllm.data.hf import from_hf
+        return from_hf(data, name=name)
+
     def stats(self) -> dict[str, Any]:
         inter = self.interactions
         users, items = inter["user_id"].nunique(), inter["item_id"].nunique()
