@@ -35,6 +35,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, repeatable (e.g. path=answers.jsonl)")
     p.add_argument("--template", help="prompt template name (comma list sweeps)")
+    p.add_argument("--mode", choices=["generate", "score"],
+                   help="generate: parse the list the model writes; score: rank the candidates "
+                        "by the model's log-probability of each")
+    p.add_argument("--score-norm", choices=["sum", "mean", "pmi"],
+                   help="score mode: summed, per-token, or minus the empty-history prompt's")
     p.add_argument("--users", help="number of sampled users, 'all', or a file of user ids")
     p.add_argument("--limit", type=int, help="stop after this many users (finish with --resume)")
     p.add_argument("--seed", type=int)
@@ -58,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Command-line flags as config keys (only the ones given)."""
     out: dict[str, Any] = {}
-    for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "workers", "output"):
+    for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "workers", "output",
+                "mode", "score_norm"):
         value = getattr(args, key, None)
         if value is not None:
             out[key] = value

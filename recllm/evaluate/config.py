@@ -25,7 +25,8 @@ UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "na
             "retry_failed")
 # Keys added after runs were first written: hashed only when not at these neutral values, so
 # the config hash (and resuming) of runs made before they existed is unchanged.
-NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0}
+NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
+                      "mode": "generate", "score_norm": "mean"}
 # Old key -> new key: still accepted, with a note. (`bootstrap` meant re-asks with shuffled
 # candidates, not the statistical bootstrap that the intervals use.)
 RENAMED = {"bootstrap": "reasks", "bootstrap_merge": "reasks_merge"}
@@ -69,6 +70,10 @@ class EvalConfig(StrictOptions):
     repetition_penalty: float = Field(1.0, gt=0)
     frequency_penalty: float = Field(0.0, ge=-2, le=2)
     presence_penalty: float = Field(0.0, ge=-2, le=2)
+    # score: rank the candidates by the model's likelihood of each as the answer's first line
+    # (recllm.evaluate.scoring); generate: parse the list the model writes.
+    mode: Literal["generate", "score"] = "generate"
+    score_norm: Literal["sum", "mean", "pmi"] = "mean"
     max_prompt_tokens: int | None = None
     matcher: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = 8
@@ -183,6 +188,10 @@ class EvalConfig(StrictOptions):
         if isinstance(self.protocol, list) or isinstance(self.template, list):
             raise RecllmError("resolve each sweep point separately", where="config")
         protocol = self.protocol_spec
+        if self.mode == "score" and not protocol.uses_candidates:
+            raise RecllmError(f"mode 'score' ranks shown candidates; protocol {self.protocol!r} "
+                              "shows none", where="mode",
+                              hint="use --protocol candidates (or retrieved) with --mode score")
         update: dict[str, Any] = {}
         if self.template is None and self.model is not None:
             update["template"] = protocol.default_template

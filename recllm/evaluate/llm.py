@@ -16,6 +16,7 @@ from typing import Any
 
 from recllm.data.schema import RecDataset, UserCase
 from recllm.errors import RecllmError
+from recllm.evaluate import scoring
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.grounder import Grounder
 from recllm.backends.scripted import ask_key
@@ -149,8 +150,17 @@ class LLMRecommender:
                 "prompt": list(first.messages) if first.messages is not None else first.prompt,
                 "history_used": first.history_used, "history_cut": first.history_cut}
             for a, r in enumerate(rendered):
-                prep.requests.append(r.to_request(self.params, key=ask_key(case.user_id, a)))
+                key = ask_key(case.user_id, a)
+                if self.cfg.mode == "generate":
+                    prep.requests.append(r.to_request(self.params, key=key))
+                    prep.slots.append((u, a))
+                    continue
+                prep.requests.append(scoring.score_request(r, key))
                 prep.slots.append((u, a))
+                if self.cfg.score_norm == "pmi":  # the same candidates, nothing in the history
+                    prior = self._render(scoring.without_history(case), showings[u][a])
+                    prep.requests.append(scoring.score_request(prior, key + "#prior"))
+                    prep.slots.append((u, ("prior", a)))
         prep.seconds = time.perf_counter() - t0
         return prep
 
@@ -170,16 +180,19 @@ class LLMRecommender:
         return [self._record(case, u, prep, answers) for u, case in enumerate(cases)]
 
     def _generate(self, requests):
-        from recllm.backends import GenerationResult
+        from recllm.backends import GenerationResult, ScoreResult
 
         try:
-            results = self.backend.generate(requests)
+            results = self.backend.score(requests) if self.cfg.mode == "score" \
+                else self.backend.generate(requests)
         except (RecllmError, KeyboardInterrupt):
             raise
         except Exception as exc:  # an engine crash for this batch: record it, go on
             if not self.started:
                 raise
             msg = f"{type(exc).__name__}: {exc}"
+            if self.cfg.mode == "score":
+                return [ScoreResult([], [], error=msg) for _ in requests]
             return [GenerationResult(texts=[], error=msg) for _ in requests]
         if len(results) != len(requests):
             raise RecllmError(f"backend returned {len(results)} results for {len(requests)} "
@@ -194,6 +207,12 @@ class LLMRecommender:
             return {"kind": "llm", "ranked": [], "error": prep.errors[u], "prompt": None,
                     "raw": [], "validity": self.grounder.empty_validity(
                         error=True, k=self._k(showings[0]))}
+        if self.cfg.mode == "score":
+            priors = [answers.get((u, ("prior", a))) for a in range(prep.asks)]
+            rec = scoring.record(showings, [answers[u, a] for a in range(prep.asks)], priors,
+                                 self.cfg.score_norm)
+            rankings = rec.pop("_rankings")
+            return self._merged({"kind": "llm", **prep.prompts[u], **rec}, showings, rankings)
         rec: dict[str, Any] = {"kind": "llm", **prep.prompts[u], "prompt_tokens": 0,
                                "completion_tokens": 0, "raw": [], "error": None}
         rankings, validity, parsed, matched = [], None, None, None
@@ -217,10 +236,15 @@ class LLMRecommender:
             validity = self.grounder.empty_validity(error=True, k=self._k(showings[0]))
         else:
             validity = {**validity, "error": int(bool(rec["error"]))}
-        rec.update(parsed=parsed or [], matched=matched or [], validity=validity,
-                   ranked=merge_rankings(rankings, self.cfg.reasks_merge) if prep.asks > 1
-                   else rankings[0])
-        if prep.asks > 1:
+        rec.update(parsed=parsed or [], matched=matched or [], validity=validity)
+        return self._merged(rec, showings, rankings)
+
+    def _merged(self, rec: dict[str, Any], showings: list[list[str]],
+                rankings: list[list[str]]) -> dict[str, Any]:
+        """The record's final ranking: the one ask's, or the re-asks merged."""
+        rec["ranked"] = merge_rankings(rankings, self.cfg.reasks_merge) if len(rankings) > 1 \
+            else rankings[0]
+        if len(rankings) > 1:
             rec["asks"] = [{"candidates": s, "ranked": r} for s, r in zip(showings, rankings)]
         return rec
 
