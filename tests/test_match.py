@@ -123,13 +123,16 @@ def test_duplicate_catalog_titles_are_all_reachable():
 
 def test_subtitle_aliases():
     m = TitleMatcher(ML)
-    assert m.match(["Star Wars"])[0].item_id == "260"  # first listed; popularity would decide too
+    # A head three titles share names a franchise: only popularity or a year picks one.
+    assert m.match(["Star Wars"]) == [None]
+    popular = TitleMatcher(ML, popularity={"260": 50, "1196": 40, "2628": 30})
+    assert popular.match(["Star Wars"])[0].item_id == "260"
     assert m.match(["Star Wars (1999)"])[0].item_id == "2628"
     assert m.match(["The Empire Strikes Back"])[0].item_id == "1196"
     assert m.match(["Star Wars: The Phantom Menace"])[0].item_id == "2628"
     assert m.match(["Dr. Strangelove"])[0].item_id == "750"
-    assert m.match(["Star Wars"])[0].method == "alias"
-    assert TitleMatcher(ML, subtitle_aliases=False).match(["Star Wars"]) == [None]
+    assert popular.match(["Star Wars"])[0].method == "alias"
+    assert TitleMatcher(ML, subtitle_aliases=False, popularity={"260": 1}).match(["Star Wars"]) == [None]
 
 
 def test_restricted_mode_matches_only_candidates(ml):
@@ -302,3 +305,20 @@ def test_a_slip_is_a_typo_where_the_rest_of_the_title_vouches_for_it():
         assert found is not None and found.item_id == item, query
     # Another real word where the rest is short, another function word, a plural of a short title.
     assert m.match(["The Rack Back", "Return to the King", "The Negotiators", "Rocky 6"]) == [None] * 4
+
+
+def test_year_and_first_letter_in_fuzzy_matching():
+    m = TitleMatcher({"c": "Cars (2006)", "f": "Facets (1990)", "fa": "Facts of Life (1960)", "x": "Facts and Figures",
+                      "y": "Facts (2001)", "g": "Gamer (2009)"})
+    assert m.match(["Scars", "Amer"]) == [None, None]  # one word, another first letter: another word
+    assert m.match_one("Facts (1990)").item_id == "f"  # "facts" is a real word, but the year is Facets'
+    assert m.match_one("Amer (2009)") is None  # a film of its own, whatever the year
+
+
+def test_a_franchise_head_needs_a_year_or_popularity():
+    titles = {"1": "Mobile Suit Gundam: The Origin (2015)", "2": "Mobile Suit Gundam: Char's Counterattack (1988)",
+              "3": "Borat: Cultural Learnings of America for Make Benefit Glorious Nation of Kazakhstan (2006)"}
+    m = TitleMatcher(titles)
+    assert m.match_one("Mobile Suit Gundam") is None
+    assert m.match_one("Mobile Suit Gundam (1988)").item_id == "2"
+    assert m.match_one("Borat").item_id == "3"  # a head only one title has

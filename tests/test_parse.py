@@ -224,3 +224,13 @@ def test_titles_full_of_punctuation_are_titles_not_junk(title, shape):
     """Catalog titles copied into a list come back out (the junk filter let "If...." fall)."""
     parsed = parse_titles(shape.format(t=title))
     assert title in parsed.titles or title in [a for alts in parsed.alternatives for a in alts], parsed
+
+
+def test_a_long_subtitle_survives_as_a_reading():
+    """Book titles run long; the uncut item goes along so the matcher can find the whole title."""
+    title = "The Man in the Ice: The Discovery of a 5,000-Year-Old Body Reveals the Secrets of the Stone Age"
+    parsed = parse_titles(f"1. {title} (1995)\n2. Heat (1995)")
+    assert f"{title} (1995)" in (parsed.titles[0], *parsed.alternatives[0])
+    # A prose line's uncut text is a sentence, not a title: it does not go along.
+    prose = parse_titles("Heat (1995) is a film that I think you will really enjoy because it has a great cast")
+    assert all(len(a.split()) <= 12 for alts in prose.alternatives for a in alts)

@@ -84,7 +84,10 @@ def _clean(body: str, prose: bool) -> tuple[str, tuple[str, ...]] | None:
         return _valid(title, (), prose)
     text = text.replace("**", "").replace("__", "").strip(" *_\t")
     title, readings = _cut(text)
-    alts = [_tidy(r) for r in readings if len(r.split()) <= MAX_PROSE_WORDS]
+    # A list item's uncut text may be a long title ("The Man in the Ice: The Discovery of a
+    # 5,000-Year-Old Body Reveals ..."); a prose line's is a sentence.
+    alts = [_tidy(r) for r in readings if len(r.split()) <= MAX_PROSE_WORDS
+            or not prose and len(r) <= MAX_TITLE_CHARS]
     m = _BY_AUTHOR.match(title)
     if m:
         alts.insert(0, _tidy(title))

@@ -199,7 +199,9 @@ class TitleMatcher:
                     return found
         for key, year, strict in readings:
             alias = self._alias.get(key)
-            if alias:
+            if alias and (len(alias) == 1 or year is not None or self.has_popularity):
+                # A head several titles share is a franchise ("Mobile Suit Gundam: ..."), whose
+                # first work may be missing: only a year or popularity picks one of them.
                 found = self._keyed(alias, year, "alias", article, None, strict)
                 if found is not None:
                     return found
@@ -275,18 +277,21 @@ class TitleMatcher:
             if kid in seen:
                 continue
             seen.add(kid)
-            edits = typo_edits(key, self.keys[kid], self.vocab)
+            items = self._in_time(self.key_items[kid], year, strict)
+            if not items:
+                continue  # a look-alike from another time is another work
+            # The answer's year, exactly an item's, vouches for a slip as much as more words do.
+            same_year = year is not None and any(self.years[i] == year for i in items)
+            edits = typo_edits(key, self.keys[kid], self.vocab, vouched=same_year)
             if edits is None:
                 continue
-            if not self._in_time(self.key_items[kid], year, strict):
-                continue  # a look-alike from another time is another work
-            ranked.append((edits, -score, kid))
+            ranked.append((edits, not same_year, -score, kid))
         if not ranked:
             return None
         ranked.sort()
-        if len(ranked) > 1 and ranked[1][:2] == ranked[0][:2]:
+        if len(ranked) > 1 and ranked[1][:3] == ranked[0][:3]:
             return None
-        edits, neg_score, kid = ranked[0]
+        edits, _, neg_score, kid = ranked[0]
         items = self._in_time(self.key_items[kid], year, strict)
         return self._make(self._resolve(items, year, article, kid), round(-neg_score, 2), "fuzzy")
 

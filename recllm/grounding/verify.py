@@ -41,17 +41,20 @@ def _short_word_typo(a: str, b: str) -> bool:
     return len(a) == len(b) and sorted(a) == sorted(b) and OSA.distance(a, b, score_cutoff=2) == 1
 
 
-def typo_edits(query: str, candidate: str, vocab: Mapping[str, int]) -> int | None:
-    """Edits that turn key `query` into key `candidate` if they look like typos, else None."""
+def typo_edits(query: str, candidate: str, vocab: Mapping[str, int], vouched: bool = False) -> int | None:
+    """Edits that turn key `query` into key `candidate` if they look like typos, else None.
+
+    `vouched`: other evidence (the answer's year is the item's) stands in for an intact rest
+    of the title."""
     q, c = query.split(), candidate.split()
     if len(q) == len(c) + 1:  # a misspelled article the key could not strip
         for trimmed in (q[1:] if _article_typo(q[0], vocab) else None,
                         q[:-1] if _article_typo(q[-1], vocab, trailing=True) else None):
-            edits = None if trimmed is None else _words_close(trimmed, c, vocab)
+            edits = None if trimmed is None else _words_close(trimmed, c, vocab, vouched)
             if edits is not None:
                 return edits + 1
     if len(q) == len(c):
-        edits = _words_close(q, c, vocab)
+        edits = _words_close(q, c, vocab, vouched)
         if edits is not None:
             return edits
     if abs(len(q) - len(c)) <= 1 and _boundaries(q) != _boundaries(c) \
@@ -75,13 +78,15 @@ def _boundaries(words: list[str]) -> list[int]:
     return out
 
 
-def _words_close(q: list[str], c: list[str], vocab: Mapping[str, int]) -> int | None:
+def _words_close(q: list[str], c: list[str], vocab: Mapping[str, int], vouched: bool = False) -> int | None:
     if len(q) != len(c) or not q:
         return None
+    if len(q) == 1 and q[0][:1] != c[0][:1]:
+        return None  # a one-word title with another first letter is another word ("Scars", "Cars")
     same = [a for a, b in zip(q, c) if a == b]
     # Enough of the title is intact that a one-letter slip in its last word cannot make another
     # title of the catalog's: "Kickboxer 2: The Road Rack" is no film, so "Rack" is a typo.
-    context = len(same) >= 2 and sum(map(len, same)) >= STRONG_CONTEXT
+    context = vouched or len(same) >= 2 and sum(map(len, same)) >= STRONG_CONTEXT
     total, differing, real = 0, 0, 0
     for a, b in zip(q, c):
         if a == b:
