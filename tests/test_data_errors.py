@@ -278,3 +278,21 @@ def test_streamed_reader_keeps_every_row_and_field(tmp_path):
     frame = readers.read_delimited(path, sep="::", header=False, names=["u", "i", "r", "t"])
     assert len(frame) == 30000 and frame["t"].iloc[-1] == "30999" and frame["_line"].iloc[-1] == 30000
     assert frame["u"].iloc[12345] == "u12345" and frame["i"].iloc[12345] == "m4"
+
+
+def test_atomic_fields_that_collide_once_typed(tmp_path):
+    path = tmp_path / "x.inter"
+    path.write_text("user_id:token\titem_id:token\trating:float\trating:token\nu\ta\t1\t1\n")
+    err = error_of(path)
+    assert err.where == f"{path}:1" and "duplicate field name 'rating'" in err.message
+
+
+def test_corrupt_gzipped_jsonl(tmp_path):
+    import gzip
+
+    path = tmp_path / "All_Beauty.jsonl.gz"
+    data = bytearray(gzip.compress(b'{"user_id": "u", "parent_asin": "a"}\n' * 200))
+    data[20:30] = b"\xff" * 10  # a damaged deflate stream
+    path.write_bytes(bytes(data))
+    (tmp_path / "meta_All_Beauty.jsonl").write_text('{"parent_asin": "a", "title": "A"}\n')
+    assert "corrupt gzip" in error_of(path).message

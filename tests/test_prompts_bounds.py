@@ -19,7 +19,7 @@ CASE = UserCase("u1", ("1", "2", "3"), (4.0, 3.0, 5.0), (10, 20, 30), target="4"
 
 BOMBS = {
     "repeat": "{{ 'x' * 10**10 }}",
-    "repeat-list": "{{ (['x' * 4000000] * 1000) | join }}",
+    "repeat-list": "{{ (['x' * 2000000] * 1000) | join }}",
     "power": "{{ 9 ** (9 ** 9) }}",
     "recursive-macro": "{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}",
     "nested-loops": "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
@@ -31,7 +31,7 @@ BOMBS = {
     "percent-width": "{{ '%0999999999d' % 1 }}",
     "replace": "{{ ('x' * 1000000) | replace('x', 'x' * 1000) }}",
     "join": "{{ range(100000) | join('x' * 1000000) }}",
-    "concat": "{% set a = 'x' * 4000000 %}{{ a ~ a ~ a ~ a ~ a ~ a }}",
+    "concat": "{% set a = 'x' * 2000000 %}{{ a ~ a ~ a ~ a ~ a ~ a }}",
     "namespace-doubling": "{% set ns = namespace(s='xx') %}{% for i in range(60) %}"
                           "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
     "indent": "{{ ('a\n' * 1000000) | indent(1000) }}",

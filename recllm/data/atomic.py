@@ -48,6 +48,9 @@ def read_atomic(path: Path, encoding: str = "utf-8") -> tuple:
         if column == "_line":
             continue
         name, _, kind = column.partition(":")
+        if name in types:  # "rating:float" and "rating:token" would both become "rating"
+            raise RecllmError(f"duplicate field name {name!r} in the header", where=f"{path}:1",
+                              hint="rename one of the fields so each name appears once")
         renamed[column], types[name] = name, kind or "token"
     return frame.rename(columns=renamed), types
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def _looks_amazon(path: Path) -> bool:
     try:
         with opener(path, "rb") as f:
             first = json.loads(f.readline(1 << 20))
-    except (OSError, ValueError, EOFError):
+    except (OSError, ValueError, EOFError, zlib.error):  # a corrupt file: its loader says why
         return False
     return isinstance(first, dict) and "parent_asin" in first and ("user_id" in first or "title" in first)
 

@@ -270,8 +270,8 @@ def read_delimited(
                                                use_threads=False, block_size=CHUNK),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter, quote_char='"' if quoted else False,
                                                  newlines_in_values=quoted, invalid_row_handler=invalid),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={f"c{i}": pa.string() for i in range(len(names))},
+                convert_options=pacsv.ConvertOptions(  # large_string: what pandas keeps, so no copy
+                    column_types={f"c{i}": pa.large_string() for i in range(len(names))},
                     strings_can_be_null=False, quoted_strings_can_be_null=False, null_values=[]),
             )
             table = reader.read_all()
@@ -284,7 +284,7 @@ def read_delimited(
                                   f"{row.actual_columns}", where=f"{path}:{line}", hint=MALFORMED_HINT) from None
             if "Empty CSV" not in str(exc):
                 raise RecllmError(f"cannot parse: {exc}", where=str(path), hint=MALFORMED_HINT) from None
-            table = pa.table({f"c{i}": pa.array([], pa.string()) for i in range(len(names))})
+            table = pa.table({f"c{i}": pa.array([], pa.large_string()) for i in range(len(names))})
         lines = records.lines()[1 if header else 0:]
     frame = table.rename_columns(names).to_pandas()
     if len(lines) != len(frame):  # a stray quote inside an unquoted field: fall back to row order
@@ -424,11 +424,13 @@ def require_ids(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
     ids = frame[column]
     if not pd.api.types.is_string_dtype(ids):
         ids = ids.map(_id_text)
-    empty = ids.isna() | (ids.astype(str).str.strip() == "")
+    missing = ids.isna()
+    ids = ids.astype(str).str.strip()  # once: on big tables each copy is the column's size
+    empty = missing | (ids == "")
     if empty.any():
         row = int(np.flatnonzero(empty.to_numpy())[0])
         raise RecllmError(f"field {column!r}: empty id", where=f"{path}:{frame['_line'].iloc[row]}")
-    return ids.astype(str).str.strip()
+    return ids
 
 
 def _id_text(value) -> str | None:
