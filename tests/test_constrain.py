@@ -120,27 +120,42 @@ def test_a_short_budget_never_cuts_a_title(bpe_model):
         assert set(lines_of(r.text, "numbered")) <= set(TITLES) and r.completion_tokens <= budget
 
 
-def test_processor_writes_k_distinct_titles_when_the_model_never_wants_to_stop(bpe_model):
-    """Random logits, end-of-text pushed down: the processor alone must give k distinct titles,
-    even where titles share prefixes (Toy Story / Toy Story 2, Heat (1995) / Heat (1986))."""
+def drive(tok, spec_dict, seed=0, max_new=200):
+    """Random logits, end-of-text pushed down: what the processor alone lets through."""
     import torch
-    from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(bpe_model)
-    trie = constrain.trie_for(tok, TITLES[:4], "numbered")
-    spec = constrain.parse_spec({"titles": TITLES[:4], "max_items": 4})
-    proc = constrain.TitleConstraint(tok, [trie], [spec], [tok.eos_token_id], prompt_width=1, max_new=200)
-    gen = torch.Generator().manual_seed(0)
+    spec = constrain.parse_spec(spec_dict)
+    trie = constrain.trie_for(tok, spec.titles, spec.format)
+    proc = constrain.TitleConstraint(tok, [trie], [spec], [tok.eos_token_id], prompt_width=1, max_new=max_new)
+    gen = torch.Generator().manual_seed(seed)
     ids = torch.tensor([[tok.bos_token_id]])
-    for _ in range(200):
+    for _ in range(max_new):
         scores = torch.randn(1, len(tok), generator=gen)
         scores[0, tok.eos_token_id] -= 5  # would rather go on than stop
         nxt = int(proc(ids, scores).argmax())
         if nxt == tok.eos_token_id:
             break
         ids = torch.cat([ids, torch.tensor([[nxt]])], dim=1)
-    lines = lines_of(tok.decode(ids[0, 1:]), "numbered")
-    assert sorted(lines) == sorted(TITLES[:4])
+    return lines_of(tok.decode(ids[0, 1:]), spec.format)
+
+
+def test_excluded_titles_are_never_written(bpe_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(bpe_model)
+    for seed in range(3):
+        lines = drive(tok, {"titles": TITLES, "max_items": 10, "exclude": TITLES[:8] + ["Not in the list"]}, seed)
+        assert sorted(lines) == sorted(TITLES[8:])  # the other 4, each once, then the end
+    assert drive(tok, {"titles": TITLES[:2], "exclude": TITLES[:2]}) == []  # nothing left: end at once
+
+
+def test_processor_writes_k_distinct_titles_when_the_model_never_wants_to_stop(bpe_model):
+    """Even where titles share prefixes (Toy Story / Toy Story 2, Heat (1995) / Heat (1986))."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(bpe_model)
+    assert sorted(drive(tok, {"titles": TITLES[:4], "max_items": 4})) == sorted(TITLES[:4])
+    assert len(set(drive(tok, {"titles": TITLES, "max_items": 6, "format": "lines"}, seed=1))) == 6
 
 
 # -- bad input ---------------------------------------------------------------------------------------
@@ -263,6 +278,8 @@ def test_gbnf_lists_exactly_the_titles_with_escapes():
         assert not pattern.fullmatch(wrong), wrong
     lines = constrain.gbnf_for_titles(titles, 2, numbered=False).splitlines()[0]
     assert lines == 'root ::= title "\\n" (title "\\n")?'
+    fewer = constrain.gbnf_for_titles(titles, 2, exclude=["Heat (1995)"]).splitlines()[1].removeprefix("title ::= ")
+    assert not re.fullmatch(gbnf_to_regex(fewer), "Heat (1995)") and re.fullmatch(gbnf_to_regex(fewer), "Heat (1986)")
 
 
 def test_vllm_gets_a_grammar_for_a_title_constraint(monkeypatch):

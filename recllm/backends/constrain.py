@@ -1,7 +1,8 @@
 """Catalog-constrained generation: the model can only write titles from a given list.
 
 A request asks for it with `structured={"titles": [...], "format": "numbered" | "lines",
-"max_items": k}` (`constrain: catalog` passes every catalog label, `candidates` the shown ones).
+"max_items": k, "exclude": [...]}` (`constrain: catalog` passes every catalog label,
+`candidates` the shown ones; `exclude`, optional, titles not to write, such as the history).
 The answer is at most k lines, each one title followed by a newline: "1. Heat (1995)\n2. ..."
 (numbered, what prompts/generate.jinja asks for and recllm.grounding.parse reads) or
 "Heat (1995)\n..." (lines); it ends with end-of-text at the start of a line, or after k lines.
@@ -42,7 +43,7 @@ FORMATS = ("numbered", "lines")
 # it, rank retrieved candidates (`constrain: candidates`) instead of the whole catalog.
 MAX_TITLES = 1_000_000
 MAX_TITLE_TOKENS = 96  # a longer "title" is a description; skipped and counted
-SPEC_KEYS = {"titles", "format", "max_items"}
+SPEC_KEYS = {"titles", "format", "max_items", "exclude"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,7 @@ class TitleSpec:
     titles: Sequence[str]
     format: Format = "numbered"
     max_items: int = 10
+    exclude: Sequence[str] = ()  # titles not to write (e.g. the user's history); unknown ones ignored
 
 
 def is_titles_spec(structured: dict[str, Any] | None) -> bool:
@@ -80,7 +82,10 @@ def parse_spec(structured: dict[str, Any]) -> TitleSpec:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise RecllmError(f"constrained output: max_items must be a positive integer, got {k!r}",
                           where="structured.max_items")
-    return TitleSpec(titles, fmt, k)
+    exclude = structured.get("exclude") or ()
+    if isinstance(exclude, str) or not isinstance(exclude, Sequence):
+        raise RecllmError("constrained output: `exclude` must be a list of titles", where="structured.exclude")
+    return TitleSpec(titles, fmt, k, exclude)
 
 
 def usable_title(title: Any) -> str | None:
@@ -111,6 +116,7 @@ class TitleTrie:
     leaf_title: np.ndarray  # int32: title index at the node ending it, else -1
     titles: list[str]
     skipped: dict[str, int] = field(default_factory=dict)
+    _leaves: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_nodes(self) -> int:
@@ -125,6 +131,13 @@ class TitleTrie:
         ids, toks = self.children(node)
         j = int(np.searchsorted(toks, token))
         return int(ids[j]) if j < len(toks) and toks[j] == token else -1
+
+    def leaf(self, title: str) -> int:
+        """The node ending `title` (as listed, stripped), or -1 when it is not in the trie."""
+        if self._leaves is None:
+            ends = np.flatnonzero(self.leaf_title >= 0)
+            self._leaves = dict(zip((self.titles[i] for i in self.leaf_title[ends]), ends.tolist()))
+        return self._leaves.get(usable_title(title) or "", -1)
 
     def path(self, node: int) -> list[int]:
         """Nodes from just below the root down to `node`."""
@@ -358,6 +371,19 @@ class _Row:
         self.node = 0
         self.used: dict[int, int] = {}
         self.exhausted: set[int] = set()
+        self.left = int(trie.through[0])  # titles not yet written nor excluded
+        for title in spec.exclude:
+            leaf = trie.leaf(title)
+            if leaf >= 0 and leaf not in self.exhausted:
+                self._use(leaf)
+
+    def _use(self, leaf: int) -> None:
+        """`leaf`'s title is taken: no path leads to it any more."""
+        for n in self.trie.path(leaf):
+            self.used[n] = self.used.get(n, 0) + 1
+            if self.used[n] >= self.trie.through[n]:
+                self.exhausted.add(n)
+        self.left -= 1
 
     def advance(self, token: int, eos: frozenset[int]) -> None:
         if self.done:
@@ -379,10 +405,7 @@ class _Row:
                 return
             self.node = child
             if self.trie.leaf_title[child] >= 0:  # a title written: never again in this answer
-                for n in self.trie.path(child):
-                    self.used[n] = self.used.get(n, 0) + 1
-                    if self.used[n] >= self.trie.through[n]:
-                        self.exhausted.add(n)
+                self._use(child)
                 self.items += 1
                 self.node, self.pos = 0, 0
                 self.in_title = self.spec.format == "lines"
@@ -395,8 +418,8 @@ class _Row:
         if line_start:
             end = eos if self.items >= 1 else []
             mark = self.marks.get(self.items + 1, []) if self.spec.format == "numbered" else []
-            if self.items >= min(self.spec.max_items, int(trie.through[0])):
-                return eos  # k lines written, or every title written
+            if self.items >= self.spec.max_items or self.left <= 0:
+                return eos  # k lines written, or every title written or excluded
             first = self._fitting(0, budget - len(mark))
             if len(first) == 0:
                 return eos  # no unused title fits in the tokens left: end here, not mid-line
@@ -535,15 +558,15 @@ def _common_prefix(a: str, b: str) -> str:
 _GRAMMARS: OrderedDict[tuple, str] = OrderedDict()
 
 
-def gbnf_for_titles(titles: Sequence[str], k: int, numbered: bool = True) -> str:
+def gbnf_for_titles(titles: Sequence[str], k: int, numbered: bool = True, exclude: Sequence[str] = ()) -> str:
     """A GBNF grammar: 1 to k lines, each one of `titles` then a newline; numbered "1. ", "2. "
     ... when `numbered`. (A grammar cannot cheaply forbid a title twice; the trie processor
     does.) Titles that are not one line of text are left out; cached per title list."""
     parse_spec({"titles": titles, "max_items": k})  # the same limits and messages as the trie
-    key = (titles_fingerprint(titles), k, numbered)
+    key = (titles_fingerprint(titles), k, numbered, tuple(exclude))
     if key in _GRAMMARS:
         return _GRAMMARS[key]
-    usable = sorted({u for u in map(usable_title, titles) if u is not None})
+    usable = sorted({u for u in map(usable_title, titles) if u is not None} - set(map(usable_title, exclude)))
     if not usable:
         raise RecllmError(f"constrained output: none of the {len(titles):,} titles is one line of text",
                           where="structured.titles")
@@ -562,4 +585,5 @@ def gbnf_for_titles(titles: Sequence[str], k: int, numbered: bool = True) -> str
 def vllm_structured_for_titles(spec: TitleSpec) -> dict[str, str]:
     """The vLLM structured-outputs fields for a title constraint: {"grammar": GBNF} (vLLM's
     xgrammar backend reads GBNF; a regex alternation of 100k titles compiles far slower)."""
-    return {"grammar": gbnf_for_titles(spec.titles, spec.max_items, numbered=spec.format == "numbered")}
+    return {"grammar": gbnf_for_titles(spec.titles, spec.max_items, numbered=spec.format == "numbered",
+                                       exclude=spec.exclude)}
