@@ -81,7 +81,7 @@ def _boundaries(words: list[str]) -> list[int]:
 def _words_close(q: list[str], c: list[str], vocab: Mapping[str, int], vouched: bool = False) -> int | None:
     if len(q) != len(c) or not q:
         return None
-    if len(q) == 1 and q[0][:1] != c[0][:1]:
+    if len(q) == 1 and q[0][:1] != c[0][:1] and not (vouched and len(c[0]) >= 6):
         return None  # a one-word title with another first letter is another word ("Scars", "Cars")
     same = [a for a, b in zip(q, c) if a == b]
     # Enough of the title is intact that a one-letter slip in its last word cannot make another
@@ -107,7 +107,10 @@ def _words_close(q: list[str], c: list[str], vocab: Mapping[str, int], vouched: 
                 return None  # another real word, not a typo of this one
             real += 1
         if len(b) <= 3:
-            if not (_short_word_typo(a, b) or context and vocab.get(a, 0) < 2
+            # Any slip when it makes no word of the catalog's and a long word stands intact
+            # beside it ("Grizzly Mrn"); else only a dropped or swapped letter ("th", "teh").
+            intact = context or vocab.get(a, 0) == 0 and max(map(len, same), default=0) >= 5
+            if not (_short_word_typo(a, b) or intact and vocab.get(a, 0) < 2
                     and OSA.distance(a, b, score_cutoff=2) == 1):
                 return None
             total += 1
