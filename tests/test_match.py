@@ -322,3 +322,12 @@ def test_a_franchise_head_needs_a_year_or_popularity():
     assert m.match_one("Mobile Suit Gundam") is None
     assert m.match_one("Mobile Suit Gundam (1988)").item_id == "2"
     assert m.match_one("Borat").item_id == "3"  # a head only one title has
+
+
+def test_a_slip_in_a_short_word_beside_a_long_intact_one():
+    m = TitleMatcher({"g": "Grizzly Man (2005)", "r": "Revelations (2008)", "mn": "Man on Fire (2004)",
+                      "mo": "Man of Steel (2013)", "u": "Unleashed (2005)"})
+    assert m.match_one("Grizzly Mrn").item_id == "g"  # "mrn" is no word of the catalog
+    assert m.match_one("Grizzly On") is None  # "on" is one: another title
+    assert m.match_one("Yevelations (2008)").item_id == "r"  # first letter, but the year vouches
+    assert m.match(["Yevelations", "Nnleashed (2011)"]) == [None, None]
