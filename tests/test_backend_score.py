@@ -318,7 +318,7 @@ class ScoreServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()
@@ -406,3 +406,21 @@ def test_openai_scores_go_through_the_cache(score_server, tmp_path):
     request = ScoreRequest(prompt="x y", continuations=(" z",))
     first, again = cached.score([request])[0], cached.score([request])[0]
     assert again.cached and again.logprobs == pytest.approx(first.logprobs) and len(server.bodies) == 1
+
+
+def test_score_with_priors_one_call_and_ranking():
+    from recllm.backends.scoring import ranking, score_with_priors
+
+    backend = get_backend("scripted", scores={"u1": {"a": -1.0, "b": -2.0}, "u1#prior": {"a": -0.2, "b": -3.0}})
+    calls = []
+    real = backend.score
+    backend.score = lambda requests: (calls.append(len(requests)), real(requests))[1]
+    asked = ScoreRequest(prompt="history", continuations=("a", "b"), key="u1")
+    prior = ScoreRequest(prompt="no history", continuations=("a", "b"), key="u1#prior")
+    [(result, base)] = score_with_priors(backend, [asked], [prior])
+    assert calls == [2]  # both prompts in one engine call
+    pmi = normalized(result, "pmi", base)
+    assert pmi == pytest.approx([-0.8, 1.0]) and ranking(pmi) == [1, 0]
+    assert ranking(normalized(result, "sum")) == [0, 1] and ranking([0.0, 0.0, 1.0]) == [2, 0, 1]
+    with pytest.raises(RecllmError, match="other continuations"):
+        score_with_priors(backend, [asked], [prior.with_continuations(["a"])])

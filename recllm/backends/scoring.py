@@ -100,5 +100,25 @@ def normalized(result: ScoreResult, norm: str = "sum", prior: ScoreResult | None
     return [a - b for a, b in zip(result.logprobs, prior.logprobs)]
 
 
+def score_with_priors(backend, requests: Sequence[ScoreRequest], priors: Sequence[ScoreRequest] | None = None
+                      ) -> list[tuple[ScoreResult, ScoreResult | None]]:
+    """Score `requests` and, for pmi, their `priors` (the same continuations under the
+    empty-history prompt) in ONE backend call, so an engine batches them together (and a cache
+    keeps the prior prompts' scores, which many users share). Pairs in the requests' order."""
+    if priors is not None and len(priors) != len(requests):
+        raise RecllmError(f"{len(requests)} requests but {len(priors)} prior requests")
+    for request, prior in zip(requests, priors or ()):
+        if prior.continuations != request.continuations:
+            raise RecllmError(f"the prior request for key {request.key!r} scores other continuations")
+    results = backend.score([*requests, *(priors or ())])
+    n = len(requests)
+    return [(results[i], results[n + i] if priors is not None else None) for i in range(n)]
+
+
+def ranking(scores: Sequence[float]) -> list[int]:
+    """Continuation indices, best first; ties keep the shown order (stable, no randomness)."""
+    return sorted(range(len(scores)), key=lambda j: -scores[j])
+
+
 def finite(values: Sequence[float]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)

@@ -115,8 +115,9 @@ class VLLMBackend(Backend):
         """prompt + continuation as token ids, one engine prompt per continuation, all in one
         call: SamplingParams(max_tokens=1, prompt_logprobs=1) returns the log-probability of every
         prompt token, and the continuation's are summed. Token boundary: recllm.backends.scoring.
-        The shared prompt is computed once only where vLLM's prefix cache serves prompt-logprob
-        requests (some V1 releases skip the cache for them); the scores are the same either way."""
+        vLLM V1 does not read its prefix cache for prompt-logprob requests (cached positions
+        have no logits: vllm PRs #17251, #28194), so each continuation recomputes the shared
+        prompt; on a GPU the continuations run in parallel, and the scores are exact."""
         from recllm.backends.scoring import problem, render, split_tokens
 
         llm = self._engine()
