@@ -424,3 +424,25 @@ def test_score_with_priors_one_call_and_ranking():
     assert ranking(normalized(result, "sum")) == [0, 1] and ranking([0.0, 0.0, 1.0]) == [2, 0, 1]
     with pytest.raises(RecllmError, match="other continuations"):
         score_with_priors(backend, [asked], [prior.with_continuations(["a"])])
+
+
+def test_score_cache_bad_rows_are_misses_and_old_files_gain_the_table(tmp_path):
+    import sqlite3
+
+    from recllm.cache import SCHEMA, score_key
+
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:  # a cache file written before scores were cached
+        db.execute(SCHEMA)
+    inner = get_backend("scripted", scores={"u1": {"a": -1.0}})
+    cache = ResponseCache(path)
+    cached = CachedBackend(inner, cache)
+    request = chat("x", ["a"], key="u1")
+    assert cached.score([request])[0].logprobs == [-1.0]
+    key = score_key(inner.identity(), request, "a")
+    cache._db.execute("UPDATE scores SET logprob = 'junk' WHERE key = ?", (key,))
+    again = cached.score([request])[0]
+    assert not again.cached and again.logprobs == [-1.0] and cache.bad_rows == 1  # asked again, overwritten
+    assert cached.score([request])[0].cached
+    # The request's key (the user) is not part of the score key; the prompt and continuation are.
+    assert score_key({}, request, "a") == score_key({}, chat("x", ["a"], key="u2"), "a") != score_key({}, request, "b")

@@ -148,8 +148,8 @@ IDENTITY_CASES = {
                   {"model": "org/name", "revision": "v2"}]),
     "openai": ({"model": "m", "base_url": "http://127.0.0.1:9/v1"},
                [{"extra_body": {"top_k": 5}}, {"structured_format": "openai"}, {"revision": "r2"},
-                {"base_url": "http://127.0.0.1:9/v2"}, {"model": "m2"}]),
-    "scripted": ({"answers": {"u1": "a"}}, [{"answers": {"u1": "b"}}]),
+                {"base_url": "http://127.0.0.1:9/v2"}, {"model": "m2"}, {"tokenizer": "org/chat"}]),
+    "scripted": ({"answers": {"u1": "a"}}, [{"answers": {"u1": "b"}}, {"scores": {"u1": {"a": -1.0}}}]),
 }
 
 
