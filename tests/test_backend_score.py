@@ -273,7 +273,8 @@ TOKEN = r"\s*\S+"  # the fake server's tokenizer: a word with the spaces before 
 
 class ScoreServer:
     """Answers /v1/completions with echo + logprobs (token logprob = -len(token) / 10), or
-    misbehaves on cue: `mode` is ok | nologprobs | noecho | malformed | refuse | fewer."""
+    misbehaves on cue: `mode` is ok | nologprobs | noecho | malformed | refuse | short. Like
+    transformers serve, it refuses a prompt that is not a string and fields it does not know."""
 
     def __init__(self, mode="ok"):
         import json
@@ -293,27 +294,31 @@ class ScoreServer:
                 outer.bodies.append(body)
                 if outer.mode == "refuse":
                     return self.reply(400, b'{"error": "echo is not supported with logprobs"}')
-                choices = []
-                for i, prompt in enumerate(body["prompt"]):
-                    text = prompt + " next"
-                    toks = [(m.start(), m.group()) for m in re.finditer(TOKEN, text)]
-                    lps = [None] + [-len(t) / 10 for _, t in toks[1:]]
-                    if outer.mode == "malformed" and i == 0:
-                        lps = ["lots"] * len(toks)
-                    logprobs = {"tokens": [t for _, t in toks], "token_logprobs": lps,
-                                "text_offset": [a for a, _ in toks], "top_logprobs": None}
-                    choices.append({"index": i, "text": "next" if outer.mode == "noecho" else text,
-                                    "logprobs": None if outer.mode == "nologprobs" else logprobs})
-                if outer.mode == "fewer":
-                    choices = choices[:1]
-                self.reply(200, json.dumps({"choices": choices}).encode())
+                if not isinstance(body["prompt"], str) or set(body) - {"model", "prompt", "echo", "logprobs",
+                                                                       "max_tokens", "temperature"}:
+                    return self.reply(422, b'{"detail": "prompt must be a string; no unexpected fields"}')
+                text = body["prompt"] + " next"
+                toks = [(m.start(), m.group()) for m in re.finditer(TOKEN, text)]
+                lps = [None] + [-len(t) / 10 for _, t in toks[1:]]
+                if outer.mode == "malformed" and "bad" in text:
+                    lps = ["lots"] * len(toks)
+                if outer.mode == "short":
+                    lps = lps[:1]
+                logprobs = {"tokens": [t for _, t in toks], "token_logprobs": lps,
+                            "text_offset": [a for a, _ in toks], "top_logprobs": None}
+                choice = {"index": 0, "text": "next" if outer.mode == "noecho" else text,
+                          "logprobs": None if outer.mode == "nologprobs" else logprobs}
+                self.reply(200, json.dumps({"choices": [choice]}).encode())
 
             def reply(self, status, payload):
                 self.send_response(status)
                 self.send_header("content-type", "application/json")
                 self.send_header("content-length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.wfile.write(payload)
+                except OSError:  # the client gave up on the call (a whole-call error) and hung up
+                    pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -358,10 +363,10 @@ def test_openai_scores_raw_prompts_from_echoed_logprobs(score_server):
     sums = [expected_http("user watched heat\nanswer:", c) for c in (" 1. Fargo", " 2. Toy Story")]
     assert out[0].logprobs == pytest.approx([s for s, _ in sums]) and out[0].tokens == [2, 3]
     assert "no continuations" in out[1].error
-    assert len(server.bodies) == 1  # one POST per request, its continuations as a list of prompts
-    sent = server.bodies[0]
-    assert sent["echo"] is True and sent["logprobs"] == 1 and sent["max_tokens"] == 1
-    assert sent["prompt"] == ["user watched heat\nanswer: 1. Fargo", "user watched heat\nanswer: 2. Toy Story"]
+    assert len(server.bodies) == 2  # one POST per continuation, a plain string prompt
+    assert all(b["echo"] is True and b["logprobs"] == 1 and b["max_tokens"] == 1 for b in server.bodies)
+    assert [b["prompt"] for b in server.bodies] == ["user watched heat\nanswer: 1. Fargo",
+                                                    "user watched heat\nanswer: 2. Toy Story"]
 
 
 def test_openai_chat_scoring_renders_the_template_locally(score_server, tmp_path):
@@ -376,9 +381,9 @@ def test_openai_chat_scoring_renders_the_template_locally(score_server, tmp_path
     backend = http(server, tokenizer=str(tmp_path / "tok"))
     assert backend.identity()["tokenizer"] == str(tmp_path / "tok")
     result = backend.score([chat("heat", ["1 . fargo"])])[0]
-    rendered = "<s><|im_start|>user\nheat<|im_end|>\n<|im_start|>assistant\n"
-    assert server.bodies[-1]["prompt"] == [rendered + "1 . fargo"]
-    assert server.bodies[-1]["add_special_tokens"] is False  # the template wrote BOS already
+    # The template writes BOS and encoding adds one: the BOS text is left to the server's encoding.
+    rendered = "<|im_start|>user\nheat<|im_end|>\n<|im_start|>assistant\n"
+    assert server.bodies[-1]["prompt"] == rendered + "1 . fargo"
     assert result.logprobs == pytest.approx([expected_http(rendered, "1 . fargo")[0]])
 
 
@@ -394,10 +399,13 @@ def test_openai_server_without_echo_logprobs_is_one_clear_error(score_server, mo
     assert server.url in str(info.value) and "echo + logprobs" in info.value.hint
 
 
-@pytest.mark.parametrize("mode, message", [("malformed", "malformed reply"), ("fewer", "1 choices for 2 prompts")])
+@pytest.mark.parametrize("mode, message", [("malformed", "malformed reply for continuation 1: choices.0.logprobs"),
+                                           ("short", "differ in length")])
 def test_openai_malformed_logprobs_are_that_requests_error(score_server, mode, message):
-    out = http(score_server(mode)).score([ScoreRequest(prompt="a", continuations=(" b", " c"))])
+    out = http(score_server(mode)).score([ScoreRequest(prompt="a", continuations=(" b", " bad")),
+                                          ScoreRequest(prompt="c", continuations=(" d",))])
     assert message in out[0].error and out[0].logprobs == []
+    assert (out[1].error is None) == (mode == "malformed")  # the other request keeps its scores
 
 
 def test_openai_scores_go_through_the_cache(score_server, tmp_path):

@@ -1,7 +1,8 @@
 """Likelihood scoring over an OpenAI-compatible server: /v1/completions with `echo` + `logprobs`.
 
-One POST per request: `prompt` is the list of (prompt text + continuation) strings, `echo: true`
-returns each one's tokens with `token_logprobs` and `text_offset`, and the continuation's tokens
+One POST per continuation (a plain string `prompt`, which every server takes; a request's
+continuations go one after another, requests run `concurrency` at a time): `echo: true`
+returns the text's tokens with `token_logprobs` and `text_offset`, and the continuation's tokens
 are those that end after the prompt text and start before the continuation's end (a token that
 straddles the boundary counts for the continuation: the server tokenizes the joined text and
 we cannot split one of its tokens). `max_tokens: 1` (the least every server accepts); the
@@ -11,6 +12,8 @@ The completions endpoint takes raw text, so a chat request needs the model's cha
 here: the `tokenizer` option (alias, folder or hub id of the served model; default: `model`
 when that is a local folder, as with `transformers serve`) renders it with the generation
 prompt, exactly as the server's chat endpoint would. Without one, chat requests are refused.
+Servers tokenize raw text WITH special tokens (vLLM, transformers serve), so when the template
+wrote the BOS that the tokenizer adds anyway, that BOS text is left out (else it would double).
 
 A server that cannot do this (no /v1/completions, `echo` or `logprobs` refused, a reply without
 log-probabilities or without the echoed prompt) is one clear RecllmError for the whole call,
@@ -82,20 +85,21 @@ def chat_renderer(backend):
                           hint="use a completion-style template, which sends a raw prompt")
     bos = tokenizer.bos_token or ""
 
-    def render(messages) -> tuple[str, bool]:
+    def render(messages) -> str:
         text = tokenizer.apply_chat_template([dict(m) for m in messages], tokenize=False, add_generation_prompt=True)
-        return text, bool(bos) and text.startswith(bos)  # the template wrote BOS: the server must not add one
+        if bos and text.startswith(bos):
+            plain = tokenizer(text, add_special_tokens=False)["input_ids"]
+            if tokenizer(text)["input_ids"] == [tokenizer.bos_token_id, *plain]:  # encoding adds a second BOS
+                text = text[len(bos):]
+        return text
 
     backend._render = render
     return render
 
 
-def body(backend, text: str, request: ScoreRequest, has_bos: bool) -> dict[str, Any]:
-    out = {"model": backend.options.model, "prompt": [text + c for c in request.continuations],
-           "echo": True, "logprobs": 1, "max_tokens": 1, "temperature": 0.0}
-    if has_bos:
-        out["add_special_tokens"] = False  # vLLM's field; other servers ignore it
-    return out | backend.options.extra_body
+def body(backend, text: str) -> dict[str, Any]:
+    return {"model": backend.options.model, "prompt": text, "echo": True, "logprobs": 1, "max_tokens": 1,
+            "temperature": 0.0} | backend.options.extra_body
 
 
 async def score_one(backend, client, request: ScoreRequest) -> ScoreResult:
@@ -103,19 +107,21 @@ async def score_one(backend, client, request: ScoreRequest) -> ScoreResult:
     error = problem(request)
     if error:
         return ScoreResult([], [], error=error)
-    text, has_bos = (request.prompt, False) if request.prompt is not None else chat_renderer(backend)(request.messages)
+    text = request.prompt if request.prompt is not None else chat_renderer(backend)(request.messages)
+    logprobs, tokens = [], []
     try:
-        try:
-            data = await backend._post(client, "/completions", body(backend, text, request, has_bos))
-        except Unsupported:
-            raise
-        except RecllmError as exc:
-            status = re.match(r"HTTP (\d{3}) ", exc.message)
-            if status and (status.group(1) in ("404", "405", "501") or (
-                    status.group(1) in ("400", "422") and re.search(r"echo|logprob", exc.message, re.I))):
-                raise Unsupported(f"{backend.shown_url} cannot score: {exc.message[:300]}", hint=HINT) from None
-            raise
-        logprobs, tokens = read_reply(backend, data, text, request.continuations)
+        for j, cont in enumerate(request.continuations):
+            try:
+                data = await backend._post(client, "/completions", body(backend, text + cont))
+            except RecllmError as exc:
+                status = re.match(r"HTTP (\d{3}) ", exc.message)
+                if status and (status.group(1) in ("404", "405", "501") or (
+                        status.group(1) in ("400", "422") and re.search(r"echo|logprob", exc.message, re.I))):
+                    raise Unsupported(f"{backend.shown_url} cannot score: {exc.message[:300]}", hint=HINT) from None
+                raise
+            logprob, count = read_reply(backend, data, text, cont, j)
+            logprobs.append(logprob)
+            tokens.append(count)
     except Unsupported:
         raise
     except Exception as exc:  # noqa: BLE001 -- whatever else happens, it is this request's error only
@@ -129,31 +135,26 @@ HINT = ("score mode needs /v1/completions with echo + logprobs (vLLM's server ha
         "does not): use such a server, the transformers or vllm backend, or mode: generate")
 
 
-def read_reply(backend, data: Any, text: str, continuations: tuple[str, ...]) -> tuple[list[float], list[int]]:
+def read_reply(backend, data: Any, text: str, cont: str, j: int) -> tuple[float, int]:
+    """(summed log-prob, token count) of `cont` after `text` from one echoed reply."""
     try:
         reply = ScoreReply.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "reply"
-        raise RecllmError(f"malformed reply: {where}: {first['msg']}") from None
-    choices = sorted(reply.choices, key=lambda c: c.index)
-    if len(choices) != len(continuations):
-        raise RecllmError(f"malformed reply: {len(choices)} choices for {len(continuations)} prompts "
-                          "(does the server take a list of prompts?)")
-    sums, counts = [], []
-    for j, (choice, cont) in enumerate(zip(choices, continuations)):
-        if choice.logprobs is None:
-            raise Unsupported(f"{backend.shown_url} returned no log-probabilities with echo", hint=HINT)
-        if not choice.text.startswith(text + cont):
-            raise Unsupported(f"{backend.shown_url} did not echo the prompt (echo: true)", hint=HINT)
-        lp = choice.logprobs
-        if not len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset):
-            raise RecllmError(f"malformed reply: choice {j}: tokens, token_logprobs and text_offset differ in length")
-        start, end = len(text), len(text) + len(cont)
-        ends = lp.text_offset[1:] + [len(choice.text)]
-        picked = [lp.token_logprobs[t] for t, (a, b) in enumerate(zip(lp.text_offset, ends)) if a < end and b > start]
-        if not picked or any(v is None or not math.isfinite(v) for v in picked):
-            raise RecllmError(f"malformed reply: choice {j}: no finite log-probability for the continuation's tokens")
-        sums.append(float(sum(picked)))
-        counts.append(len(picked))
-    return sums, counts
+        raise RecllmError(f"malformed reply for continuation {j}: {where}: {first['msg']}") from None
+    choice = reply.choices[0]
+    if choice.logprobs is None:
+        raise Unsupported(f"{backend.shown_url} returned no log-probabilities with echo", hint=HINT)
+    if not choice.text.startswith(text + cont):
+        raise Unsupported(f"{backend.shown_url} did not echo the prompt (echo: true)", hint=HINT)
+    lp = choice.logprobs
+    if not len(lp.tokens) == len(lp.token_logprobs) == len(lp.text_offset):
+        raise RecllmError(f"malformed reply for continuation {j}: tokens, token_logprobs and text_offset "
+                          "differ in length")
+    start, end = len(text), len(text) + len(cont)
+    ends = lp.text_offset[1:] + [len(choice.text)]
+    picked = [lp.token_logprobs[t] for t, (a, b) in enumerate(zip(lp.text_offset, ends)) if a < end and b > start]
+    if not picked or any(v is None or not math.isfinite(v) for v in picked):
+        raise RecllmError(f"malformed reply for continuation {j}: no finite log-probability for its tokens")
+    return float(sum(picked)), len(picked)
