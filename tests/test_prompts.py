@@ -13,7 +13,7 @@ from recllm.prompting import (VARIABLES, build_context, builtin_dir, check_paths
                               load_template, parse_template, render_prompt)
 
 SHIPPED = ["completion", "cross-domain", "generate", "generate-json", "generate-ratings", "rank-icl",
-           "rank-recency", "rank-sequential"]
+           "rank-recency", "rank-sequential", "score-next"]
 
 
 def case_for(dataset, user: str) -> UserCase:
@@ -65,10 +65,11 @@ def test_every_template_renders_in_its_declared_form(name, tiny_dataset):
     text = out.text
     assert "Heat (1995)" in text  # the most recent history item is always shown
     assert "{{" not in text.replace("{{ config }}", "") and "{%" not in text
-    if not cands:
-        assert "Star Wars" not in text  # the target (item 7) is never in a generate prompt
+    shows = bool(cands) and "candidates" in template.variables  # score-next keeps them out
+    if not shows:
+        assert "Star Wars" not in text  # the target (item 7) is never in a prompt without candidates
     if cands:
-        assert out.candidates == ("8", "7", "11") and "Fargo (1996)" in text
+        assert out.candidates == ("8", "7", "11") and ("Fargo (1996)" in text) == shows
     assert out.history_used == 4 and out.history_cut == 0
     assert out.template == name and len(out.template_hash) == 64
 
