@@ -1,8 +1,14 @@
 """Throughput of the transformers backend on CPU: a batch of 16 vs one request at a time, and
-the response-cache hit path vs the first run.
+the response-cache hit path vs the first run; with --backends, engines side by side.
 
     .venv/bin/python eval/bench/generation.py [--model smollm2-135m-instruct] [--users 16]
         [--max-tokens 128] [--max-history 20] [--threads N] [--dtype bfloat16]
+    .venv/bin/python eval/bench/generation.py --backends transformers,llamacpp [--threads N]
+
+--backends runs the same prompts, batched, on each engine in turn in one process (same model
+alias: transformers loads its dequantized float32 folder, llamacpp the GGUF it came from) with
+the same thread count, and reports each engine's tokens/s and the ratio to the first engine:
+on a shared machine the ratio, measured in one run, means more than either absolute figure.
 
 Prompts are real: the `generate` template for ML-100K test users (leave-one-out). Tokens/s
 counts generated tokens up to each answer's end (EOS), so padding rows that already finished
@@ -30,8 +36,11 @@ def main() -> None:
     ap.add_argument("--max-history", type=int, default=20)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--dtype", default="auto", help="auto (float32 on CPU) | float32 | bfloat16")
+    ap.add_argument("--backends", default=None, help="compare engines, e.g. transformers,llamacpp")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.backends:
+        return compare(args)
 
     from recllm.backends import SamplingParams, get_backend
     from recllm.cache import CachedBackend
@@ -94,6 +103,62 @@ def main() -> None:
           f"  ({report['batched_speedup']}x; identical answers {report['identical_answers_batched_vs_single']})")
     print(f"cache         : first run {c['first_run_s']:.2f} s, cached re-run {c['cached_rerun_s'] * 1000:.2f} ms"
           f" = {c['speedup']:.0f}x")
+
+
+def bench_requests(args):
+    from recllm.backends import SamplingParams
+    from recllm.data import leave_one_out, load_dataset, sample_users
+    from recllm.prompting import load_template, render_prompt
+
+    dataset = load_dataset(args.dataset)
+    cases = sample_users(leave_one_out(dataset).test, n=args.users, seed=0)
+    template = load_template(args.template)
+    params = SamplingParams(max_tokens=args.max_tokens)
+    return [render_prompt(template, c, dataset, max_history=args.max_history).to_request(params) for c in cases]
+
+
+def compare(args) -> None:
+    """Each engine: load, warm up on one request, then the whole batch timed."""
+    from recllm.backends import get_backend
+    from recllm.backends.llamacpp import idle_cores
+
+    requests = bench_requests(args)
+    threads = args.threads or idle_cores()  # the same for every engine
+    options = {
+        "transformers": {"batch_size": len(requests), "threads": threads, "dtype": args.dtype},
+        "llamacpp": {"batch_size": len(requests), "threads": threads,
+                     "n_ctx": 2048},  # per request: the prompts are ~300-600 tokens
+    }
+    rows = []
+    for name in args.backends.split(","):
+        backend = get_backend(name, model=args.model, **options.get(name, {}))
+        backend.generate(requests[:1])  # load and warm up outside the timing
+        load = os.getloadavg()[0]
+        started = time.perf_counter()
+        results = backend.generate(requests)
+        seconds = time.perf_counter() - started
+        assert not any(r.error for r in results), [r.error for r in results if r.error]
+        tokens = sum(r.completion_tokens or 0 for r in results)
+        rows.append({"backend": name, "seconds": round(seconds, 2), "tokens": tokens,
+                     "tokens_per_s": round(tokens / seconds, 2), "load_average_1m_at_start": round(load, 2),
+                     "sample": results[0].text[:120]})
+        backend.close()
+        del backend
+    base = rows[0]["tokens_per_s"]
+    for row in rows:
+        row["ratio"] = round(row["tokens_per_s"] / base, 2)
+    report = {"model": args.model, "requests": len(requests), "max_tokens": args.max_tokens, "threads": threads,
+              "cpus": os.cpu_count(), "load_average_1m_end": round(os.getloadavg()[0], 2), "backends": rows}
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        print()
+        return
+    print(f"model {args.model} · {len(requests)} prompts, batched · max {args.max_tokens} new tokens"
+          f" · {threads} threads each · load avg at end {report['load_average_1m_end']}")
+    for row in rows:
+        print(f"{row['backend']:>12}: {row['tokens']:5d} tokens in {row['seconds']:7.2f} s = "
+              f"{row['tokens_per_s']:7.2f} tokens/s  ({row['ratio']}x {rows[0]['backend']}; "
+              f"load avg {row['load_average_1m_at_start']} at start)")
 
 
 if __name__ == "__main__":
