@@ -77,10 +77,23 @@ def cache_key(identity: dict[str, Any], request: GenerationRequest) -> str:
         "messages": [dict(m) for m in request.messages] if request.messages is not None else None,
         "prompt": request.prompt,
         "params": params_record(request.params),
-        "structured": request.structured,
+        "structured": structured_record(request.structured),
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def structured_record(structured: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The constraint as keyed: a title list (a whole catalog: ~100 KB per request at ML-1M's
+    size) by the SHA-256 of its titles, which names it as exactly."""
+    if not structured:
+        return structured
+    out = dict(structured)
+    for name in ("titles", "exclude"):
+        if isinstance(out.get(name), (list, tuple)) and len(out[name]) > 32:
+            digest = hashlib.sha256("\n".join(map(str, out[name])).encode()).hexdigest()
+            out[name] = f"sha256:{digest}:{len(out[name])}"
+    return out
 
 
 def score_key(identity: dict[str, Any], request: ScoreRequest, continuation: str) -> str:

@@ -49,3 +49,32 @@ def build_tiny_model(folder: Path, *, chat_template: str | None = CHAT_TEMPLATE,
     model.save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def build_bpe_model(folder: Path, corpus: list[str], *, vocab_size: int = 400,
+                    max_positions: int = 2048, seed: int = 0) -> Path:
+    """The same tiny random Llama with a byte-level BPE tokenizer trained on `corpus` (so every
+    string can be spelled, as with real models: what constrained decoding needs)."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    raw.train_from_iterator(corpus, trainer)
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="<|im_end|>",
+                                  unk_token="<unk>", pad_token="<pad>",
+                                  additional_special_tokens=["<|im_start|>", "</s>"])
+    tok.chat_template = CHAT_TEMPLATE
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
+                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
+    torch.manual_seed(seed)
+    folder = Path(folder)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

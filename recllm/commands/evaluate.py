@@ -38,6 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=["generate", "score"],
                    help="generate: parse the list the model writes; score: rank the candidates "
                         "by the model's log-probability of each")
+    p.add_argument("--constrain", choices=["none", "catalog", "candidates"],
+                   help="generate only catalog titles, or only the shown candidates")
     p.add_argument("--score-norm", choices=["sum", "mean", "pmi"],
                    help="score mode: summed, per-token, or minus the empty-history prompt's")
     p.add_argument("--users", help="number of sampled users, 'all', or a file of user ids")
@@ -64,7 +66,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Command-line flags as config keys (only the ones given)."""
     out: dict[str, Any] = {}
     for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "workers", "output",
-                "mode", "score_norm"):
+                "mode", "score_norm", "constrain"):
         value = getattr(args, key, None)
         if value is not None:
             out[key] = value

@@ -26,7 +26,7 @@ UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "na
 # Keys added after runs were first written: hashed only when not at these neutral values, so
 # the config hash (and resuming) of runs made before they existed is unchanged.
 NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
-                      "mode": "generate", "score_norm": "mean"}
+                      "mode": "generate", "score_norm": "mean", "constrain": "none"}
 # Old key -> new key: still accepted, with a note. (`bootstrap` meant re-asks with shuffled
 # candidates, not the statistical bootstrap that the intervals use.)
 RENAMED = {"bootstrap": "reasks", "bootstrap_merge": "reasks_merge"}
@@ -74,6 +74,9 @@ class EvalConfig(StrictOptions):
     # (recllm.evaluate.scoring); generate: parse the list the model writes.
     mode: Literal["generate", "score"] = "generate"
     score_norm: Literal["sum", "mean", "pmi"] = "mean"
+    # catalog: the model can only write catalog titles; candidates: only the shown ones
+    # (recllm.backends.constrain; transformers, vLLM and llama.cpp enforce it)
+    constrain: Literal["none", "catalog", "candidates"] = "none"
     max_prompt_tokens: int | None = None
     matcher: dict[str, Any] = Field(default_factory=dict)
     batch_size: int = 8
@@ -192,6 +195,13 @@ class EvalConfig(StrictOptions):
             raise RecllmError(f"mode 'score' ranks shown candidates; protocol {self.protocol!r} "
                               "shows none", where="mode",
                               hint="use --protocol candidates (or retrieved) with --mode score")
+        if self.constrain == "candidates" and not protocol.uses_candidates:
+            raise RecllmError(f"constrain 'candidates' needs shown candidates; protocol "
+                              f"{self.protocol!r} shows none", where="constrain",
+                              hint="use constrain: catalog for the full protocol")
+        if self.constrain != "none" and self.mode == "score":
+            raise RecllmError("constrain applies to generated answers; score mode generates none",
+                              where="constrain", hint="drop constrain, or use mode: generate")
         update: dict[str, Any] = {}
         if self.template is None and self.model is not None:
             update["template"] = protocol.default_template

@@ -76,6 +76,7 @@ class LLMRecommender:
                                      frequency_penalty=cfg.frequency_penalty, presence_penalty=cfg.presence_penalty)
         self.grounder = Grounder(dataset.catalog, popularity=popularity, **cfg.matcher)
         self.started = False  # a backend exception before any success is a setup error
+        self._catalog_labels: list[str] | None = None  # constrain: catalog, built once
 
     def identity(self) -> dict[str, Any]:
         return {"model": system_label(self.cfg), "backend": self.backend.identity(),
@@ -109,6 +110,25 @@ class LLMRecommender:
         if self.template.sha256 != sha:
             raise RecllmError("the template changed on disk while the run started its workers",
                               where=f"template {self.cfg.template!r}", hint="run again")
+
+    def _constraint(self, case: UserCase, rendered) -> dict[str, Any] | None:
+        """What the answer may name (`constrain`): every catalog title, or the shown
+        candidates, as the prompt labels them; the user's seen items are left out."""
+        if self.cfg.constrain == "none":
+            return None
+        from recllm.prompting.context import catalog_items
+
+        items = catalog_items(self.dataset.catalog)
+        if self.cfg.constrain == "catalog":
+            if self._catalog_labels is None:
+                self._catalog_labels = [item.label for item in items.values()]
+            titles = self._catalog_labels
+        else:
+            titles = [item.label for item in rendered.variables["candidates"]]
+        seen = [items[i].label for i in sorted(case.seen) if i in items] \
+            if self.protocol.drops_seen and self.cfg.exclude_history else []
+        return {"titles": titles, "max_items": rendered.k, "exclude": seen,
+                "format": "numbered" if rendered.output == "numbered_list" else "lines"}
 
     def fingerprint(self) -> dict[str, Any]:
         """What a resumed run must share with the one it continues: the identity, except that
@@ -152,7 +172,8 @@ class LLMRecommender:
             for a, r in enumerate(rendered):
                 key = ask_key(case.user_id, a)
                 if self.cfg.mode == "generate":
-                    prep.requests.append(r.to_request(self.params, key=key))
+                    prep.requests.append(r.to_request(self.params, key=key,
+                                                      structured=self._constraint(case, r)))
                     prep.slots.append((u, a))
                     continue
                 prep.requests.append(scoring.score_request(r, key))
