@@ -329,3 +329,6 @@ def test_models_list_shows_size_engine_and_instruct(capsys, fake_mirror):
     assert main(["models", "fetch", "fake-gguf", "--json"]) == 0  # its first engine: llamacpp -> the GGUF
     out = json.loads(capsys.readouterr().out)
     assert out["engine"] == "llamacpp" and out["path"].endswith("fake-gguf.gguf")
+    assert main(["models", "show", "fake-gguf", "--json"]) == 0  # the GGUF, as llamacpp loads it
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["engine"] == "llamacpp" and shown["path"] == out["path"] and shown["revision"]

@@ -65,9 +65,15 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_show(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from recllm.models import resolve
+    from recllm.models import MODELS, file_sha256, resolve, resolve_gguf
 
-    info = asdict(resolve(args.name))
+    spec = MODELS.get(args.name)
+    if spec is not None and spec.engines[0] == "llamacpp":  # its GGUF file, as llamacpp loads it
+        path = resolve_gguf(args.name)
+        info = {"name": args.name, "path": str(path), "source": "cache", "engine": "llamacpp",
+                "revision": file_sha256(path)[:16], "instruct": spec.instruct}
+    else:
+        info = asdict(resolve(args.name))
     if args.json:
         print_json(info)
     else:
