@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from recllm.cli import main
 
 DATA = Path(__file__).parent / "data"
@@ -49,3 +51,59 @@ def test_errors_exit_2_with_message(capsys):
     assert code == 2 and "unknown dataset 'movielens'" in err
     code, _, err = run(capsys, "data", "stats", str(DATA / "ml-100k"), "--encoding", "utf-8")
     assert code == 2 and "u.item:3" in err and "--encoding latin-1" in err
+
+
+def test_loader_flags_are_generated_from_every_load_option():
+    """One source: each LoadOptions field is a flag whose help is the field's description."""
+    import argparse
+
+    from recllm.commands.data import add_loader_arguments, loader_options
+    from recllm.data import LoadOptions
+    from recllm.data.formats import format_names
+
+    parser = argparse.ArgumentParser()
+    add_loader_arguments(parser)
+    helps = {a.dest: a for a in parser._actions}
+    for name, field in LoadOptions.model_fields.items():
+        assert field.description and helps[f"load_{name}"].help == field.description, name
+    assert helps["load_format"].choices == format_names() and helps["load_duplicates"].choices == ["first", "last", "all"]
+    args = parser.parse_args(["--k-core", "3", "--min-rating", "3.5", "--no-cache", "--no-merge-duplicates",
+                              "--duplicates", "last"])
+    assert loader_options(args) == {"k_core": 3, "min_rating": 3.5, "cache": False, "merge_duplicates": False,
+                                    "duplicates": "last"}
+    assert loader_options(parser.parse_args([])) == {}
+
+
+def test_flag_kinds_from_annotations():
+    """Lists are comma lists, Literals choices, bools --x/--no-x (for any options model)."""
+    import argparse
+    from typing import Literal
+
+    from pydantic import BaseModel, Field
+
+    from recllm.commands._flags import add_model_flags, model_values
+
+    class Opts(BaseModel):
+        fields: list[str] | None = Field(None, description="which fields")
+        mode: Literal["a", "b"] = "a"
+        on: bool = False
+
+    parser = argparse.ArgumentParser()
+    add_model_flags(parser, Opts, prefix="x_")
+    args = parser.parse_args(["--fields", "a, b,", "--mode", "b", "--on"])
+    assert model_values(args, Opts, prefix="x_") == {"fields": ["a", "b"], "mode": "b", "on": True}
+
+
+def test_unknown_format_is_one_line_with_a_suggestion(capsys):
+    from recllm.data import LoadOptions
+    from recllm.errors import RecllmError
+
+    try:
+        LoadOptions.parse({"format": "movielen"}, where="load_dataset")
+    except RecllmError as exc:
+        assert "did you mean 'movielens'" in str(exc) and "table" in str(exc)
+    else:
+        raise AssertionError("no error")
+    with pytest.raises(SystemExit):  # argparse refuses it before loading anything
+        run(capsys, "data", "stats", str(DATA / "ml-1m"), "--format", "tabel")
+    assert "invalid choice: 'tabel'" in capsys.readouterr().err

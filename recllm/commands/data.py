@@ -6,49 +6,26 @@ import argparse
 import json
 from typing import Any
 
-# CLI flag -> LoadOptions field; shared with other commands that load datasets.
-LOADER_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
-    "--format": ("format", {"choices": ["atomic", "movielens", "amazon", "table"],
-                            "help": "dataset format (default: detected from the path)"}),
-    "--user-col": ("user_col", {"help": "user id column of an interactions table"}),
-    "--item-col": ("item_col", {"help": "item id column of an interactions table"}),
-    "--time-col": ("time_col", {"help": "timestamp column (numbers or dates)"}),
-    "--rating-col": ("rating_col", {"help": "rating column"}),
-    "--id-col": ("id_col", {"help": "item id column of the catalog file"}),
-    "--title-col": ("title_col", {"help": "title column of the catalog (or interactions) table"}),
-    "--genres-col": ("genres_col", {"help": "genres/categories column of the catalog"}),
-    "--description-col": ("description_col", {"help": "description column of the catalog"}),
-    "--items": ("items", {"metavar": "PATH", "help": "catalog file for an interactions table"}),
-    "--sep": ("sep", {"help": "field separator of a CSV/TSV table"}),
-    "--encoding": ("encoding", {"help": "text encoding (e.g. latin-1)"}),
-    "--min-rating": ("min_rating", {"type": float, "help": "keep interactions rated at least this"}),
-    "--duplicates": ("duplicates", {"choices": ["first", "last", "all"],
-                                    "help": "repeated (user, item) pairs: keep first (default), last or all"}),
-    "--k-core": ("k_core", {"type": int, "help": "keep users and items with at least k interactions"}),
-    "--domain": ("domain", {"help": "singular noun for the items (movie, book, product)"}),
-    "--domain-plural": ("domain_plural", {"help": "plural noun (default: --domain + s)"}),
-}
+_PREFIX = "load_"
 
 
 def add_loader_arguments(parser: argparse.ArgumentParser) -> None:
-    """The loader options as flags (`--user-col` ...), for every command that loads data."""
-    group = parser.add_argument_group("loading")
-    metavars = {"--min-rating": "R", "--k-core": "K", "--domain": "NOUN", "--domain-plural": "NOUN"}
-    for flag, (dest, kwargs) in LOADER_FLAGS.items():
-        if "choices" not in kwargs:
-            kwargs = {"metavar": metavars.get(flag, flag.lstrip("-").split("-")[-1].upper()), **kwargs}
-        group.add_argument(flag, dest=f"load_{dest}", default=None, **kwargs)
-    group.add_argument("--no-cache", dest="load_no_cache", action="store_true",
-                       help="read the files again instead of the cached Arrow tables")
+    """The loader options as flags (`--user-col` ...), generated from LoadOptions' fields and
+    their descriptions; `--format` offers every registered format (plugins too)."""
+    from recllm.commands._flags import add_model_flags
+    from recllm.data.formats import format_names
+    from recllm.data.options import LoadOptions
+
+    add_model_flags(parser.add_argument_group("loading"), LoadOptions, prefix=_PREFIX,
+                    choices={"format": format_names()})
 
 
 def loader_options(args: argparse.Namespace) -> dict[str, Any]:
     """The `load_dataset` keyword arguments given on the command line."""
-    options = {dest: getattr(args, f"load_{dest}") for dest, _ in LOADER_FLAGS.values()
-               if getattr(args, f"load_{dest}", None) is not None}
-    if getattr(args, "load_no_cache", False):
-        options["cache"] = False
-    return options
+    from recllm.commands._flags import model_values
+    from recllm.data.options import LoadOptions
+
+    return model_values(args, LoadOptions, prefix=_PREFIX)
 
 
 def add_parser(subparsers) -> None:

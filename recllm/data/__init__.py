@@ -4,20 +4,33 @@
     ds = load_dataset("ml-1m")                  # fetched on first use, cached as Arrow after
     split = leave_one_out(ds, max_history=50)   # split.test[i].history / .target
 
-Nothing here imports torch or transformers.
+Nothing here imports torch or transformers. Names are imported on first use (PEP 562), so
+`recllm.data.options` (the CLI's flags) and `recllm.data.formats` load without pandas.
 """
 
-from recllm.data.download import Fetched, fetch
-from recllm.data.load import load_dataset
-from recllm.data.options import LoadOptions
-from recllm.data.registry import DATASETS, DatasetSpec
-from recllm.data.sampling import read_user_ids, sample_users
-from recllm.data.schema import Catalog, RecDataset, UserCase
-from recllm.data.splits import Split, leave_one_out, temporal_split
-from recllm.data.titles import TitleParts, split_title, title_key, title_keys
+from __future__ import annotations
 
-__all__ = [
-    "DATASETS", "Catalog", "DatasetSpec", "Fetched", "LoadOptions", "RecDataset", "Split",
-    "TitleParts", "UserCase", "fetch", "leave_one_out", "load_dataset", "read_user_ids",
-    "sample_users", "split_title", "temporal_split", "title_key", "title_keys",
-]
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Fetched": "download", "fetch": "download", "load_dataset": "load", "LoadOptions": "options",
+    "DATASETS": "registry", "DatasetSpec": "registry", "read_user_ids": "sampling", "sample_users": "sampling",
+    "Catalog": "schema", "RecDataset": "schema", "UserCase": "schema", "Split": "splits",
+    "leave_one_out": "splits", "temporal_split": "splits", "TitleParts": "titles", "split_title": "titles",
+    "title_key": "titles", "title_keys": "titles",
+}
+
+__all__ = sorted(_WHERE, key=lambda n: (not n[0].isupper(), n))
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'recllm.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"recllm.data.{_WHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])

@@ -8,10 +8,14 @@ meta file carries the product `title`, `categories`, `description` (a list of pa
 
 from __future__ import annotations
 
+import gzip
+import json
+import zlib
 from pathlib import Path
 
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
-from recllm.data.detect import amazon_pair
+from recllm.data.detect import is_jsonl
+from recllm.data.formats import DataFormat
 from recllm.data.options import LoadOptions
 from recllm.data.readers import read_jsonl, require_ids, require_rows, to_number, to_timestamp
 from recllm.errors import RecllmError
@@ -24,6 +28,32 @@ DOMAINS = {
     "Video_Games": ("video game", "video games"), "Magazine_Subscriptions": ("magazine", "magazines"),
 }
 META_FIELDS = ("parent_asin", "title", "main_category", "categories", "description", "store")
+
+
+def amazon_pair(path: Path) -> tuple[Path, Path] | None:
+    """(reviews, meta) for an Amazon 2023 file or folder, when the pair can be found."""
+    if path.is_dir():
+        metas = sorted(p for p in path.iterdir() if p.name.startswith("meta_") and is_jsonl(p))
+        for meta in metas:
+            review = path / meta.name[len("meta_"):]
+            if review.exists():
+                return review, meta
+        return None
+    if path.name.startswith("meta_"):
+        review = path.with_name(path.name[len("meta_"):])
+        return (review, path) if review.exists() else None
+    meta = path.with_name("meta_" + path.name)
+    return (path, meta) if meta.exists() else None
+
+
+def _looks_amazon(path: Path) -> bool:
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            first = json.loads(f.readline(1 << 20))
+    except (OSError, ValueError, EOFError, zlib.error):  # a corrupt file: its loader says why
+        return False
+    return isinstance(first, dict) and "parent_asin" in first and ("user_id" in first or "title" in first)
 
 
 def category(path: Path) -> str:
@@ -75,3 +105,22 @@ def _require_present(frame, wanted: dict[str, str], path: Path) -> None:
         found = ", ".join(map(repr, frame.attrs.get("keys", [])))
         raise RecllmError(f"missing field {', '.join(absent)}; found fields: {found}", where=str(path),
                           hint="map the fields with --user-col/--item-col/--time-col/--rating-col/--title-col")
+
+
+def _detect(path: Path) -> bool:
+    if path.is_dir():
+        return amazon_pair(path) is not None
+    return is_jsonl(path) and (path.name.startswith("meta_") or (_looks_amazon(path) and amazon_pair(path) is not None))
+
+
+def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
+    pair = amazon_pair(path)
+    if pair is None:
+        raise RecllmError("Amazon 2023 data needs the review file and its meta_ file side by side",
+                          where=str(path), hint="put e.g. All_Beauty.jsonl and meta_All_Beauty.jsonl in one folder")
+    return pair[0], pair
+
+
+FORMAT = DataFormat("amazon", "Amazon Reviews 2023 (McAuley Lab): reviews JSONL + its `meta_` JSONL",
+                    _detect, load_amazon, _files, examples="`All_Beauty.jsonl` beside `meta_All_Beauty.jsonl` "
+                    "(either gzipped), or their folder")

@@ -11,13 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
+from recllm.data.columns import TITLE_COLS
+from recllm.data.detect import _suffix
+from recllm.data.formats import DataFormat
 from recllm.data.options import LoadOptions
 from recllm.data.readers import (read_delimited, require_columns, require_ids, require_rows, to_number,
                                  to_timestamp)
 from recllm.data.schema import plural_noun
 from recllm.errors import RecllmError
 
-TITLE_FIELDS = ("title", "movie_title", "item_name", "name", "book_title")
 YEAR_FIELDS = ("release_year", "year")
 GENRE_FIELDS = ("genre", "genres", "class", "categories", "category")
 DESCRIPTION_FIELDS = ("description", "desc", "plot", "overview")
@@ -94,7 +96,7 @@ def _atomic_catalog(path: Path, options: LoadOptions, item_col: str):
     frame, types = read_atomic(path, options.encoding or "utf-8")
     id_col = options.id_col or item_col
     require_columns(frame, {"id": id_col}, path)
-    title_col = options.title_col or _first(frame, TITLE_FIELDS)
+    title_col = options.title_col or _first(frame, TITLE_COLS)
     if options.title_col:
         require_columns(frame, {"title": title_col}, path)
     year_col = _first(frame, YEAR_FIELDS)
@@ -120,3 +122,16 @@ def _atomic_catalog(path: Path, options: LoadOptions, item_col: str):
 def _first(frame, names: tuple[str, ...]) -> str | None:
     return next((n for n in names if n in frame.columns), None)
 
+
+
+def _detect(path: Path) -> bool:
+    return any(path.glob("*.inter")) if path.is_dir() else _suffix(path) == ".inter"
+
+
+def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
+    inter = find_inter(path)
+    return inter, (inter, *[p for p in (inter.with_suffix(".item"),) if p.exists()])
+
+
+FORMAT = DataFormat("atomic", "RecBole atomic files (typed `name:type` headers)", _detect, load_atomic, _files,
+                    examples="`x.inter` (+ `x.item`), or their folder")

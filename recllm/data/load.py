@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from pathlib import Path
 from typing import Any
@@ -15,17 +14,10 @@ from recllm.data.build import Loaded
 from recllm.data.detect import Plan, detect
 from recllm.data.download import Log, extract_archive, fetch, stderr_log
 from recllm.data.filters import apply_filters
+from recllm.data.formats import get_format
 from recllm.data.options import LoadOptions
 from recllm.data.registry import DATASETS, get_spec
 from recllm.data.schema import RecDataset
-
-LOADERS = {
-    "atomic": "recllm.data.atomic:load_atomic",
-    "movielens": "recllm.data.movielens:load_movielens",
-    "amazon": "recllm.data.amazon:load_amazon",
-    "table": "recllm.data.table:load_table",
-}
-
 
 def load_dataset(name_or_path: str | Path, *, log: Log = stderr_log, **options: Any) -> RecDataset:
     """Load a named dataset ("ml-1m"; fetched on first use) or a dataset file/folder.
@@ -41,8 +33,7 @@ def load_dataset(name_or_path: str | Path, *, log: Log = stderr_log, **options: 
         if hit is not None:
             return hit
     started = time.perf_counter()
-    module, _, func = LOADERS[plan.format].partition(":")
-    loaded: Loaded = getattr(importlib.import_module(module), func)(plan.path, opts)
+    loaded: Loaded = get_format(plan.format).read(plan.path, opts)
     name = named or (plan.path.stem if plan.path.is_file() else plan.path.name)
     if named:
         _apply_named(loaded, named, opts)

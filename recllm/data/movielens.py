@@ -13,6 +13,7 @@ import csv
 from pathlib import Path
 
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
+from recllm.data.formats import DataFormat
 from recllm.data.options import LoadOptions
 from recllm.data.readers import read_delimited, require_ids, to_number, to_timestamp
 from recllm.data.schema import plural_noun
@@ -23,6 +24,7 @@ ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "C
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
                  "Romance", "Sci-Fi", "Thriller", "War", "Western")
 LAYOUTS = {"u.data": "100k", "ratings.dat": "dat", "ratings.csv": "csv"}
+MOVIELENS_FILES = ("u.data", "u.item", "u.genre", "ratings.dat", "movies.dat", "ratings.csv", "movies.csv")
 
 
 def movielens_layout(folder: Path) -> str | None:
@@ -120,3 +122,19 @@ def _with_catalog(inter, items, item_path: Path, options: LoadOptions, files: li
     catalog, notes = make_catalog(require_ids(items, "item_id", item_path).tolist(), items["title"].tolist(),
                                   where=str(item_path), domain=options.domain or "movie", genres=genres)
     return Loaded(inter, catalog, files=files, meta=notes)
+
+
+def _detect(path: Path) -> bool:
+    if path.is_dir():
+        return movielens_layout(path) is not None
+    return path.name in ("u.data", "ratings.dat") or (path.name == "ratings.csv" and (path.parent / "movies.csv").exists())
+
+
+def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
+    folder = path if path.is_dir() else path.parent
+    return folder, tuple(folder / n for n in MOVIELENS_FILES if (folder / n).exists())
+
+
+FORMAT = DataFormat("movielens", "MovieLens raw releases as GroupLens ships them (100K, 1M, 10M, latest)",
+                    _detect, load_movielens, _files, examples="folder with `u.data`, `ratings.dat` or "
+                    "`ratings.csv` + `movies.csv`")

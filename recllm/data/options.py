@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
+from recllm.data.formats import FORMATS  # the registry's names, built-ins and plugins
+from recllm.errors import did_you_mean
 from recllm.options import StrictOptions
-
-FORMATS = ("atomic", "movielens", "amazon", "table")
 
 
 class LoadOptions(StrictOptions):
@@ -22,26 +22,32 @@ class LoadOptions(StrictOptions):
     (iteratively drop users and items with fewer than k interactions).
     """
 
-    format: Literal["atomic", "movielens", "amazon", "table"] | None = None
-    user_col: str | None = None
-    item_col: str | None = None
-    time_col: str | None = None
-    rating_col: str | None = None
-    id_col: str | None = None
-    title_col: str | None = None
-    genres_col: str | None = None
-    description_col: str | None = None
-    items: str | None = Field(None, description="catalog file for a generic interactions table")
-    sep: str | None = None
-    encoding: str | None = None
-    min_rating: float | None = None
-    duplicates: Literal["first", "last", "all"] = "first"
-    k_core: int | None = Field(None, ge=1)
-    domain: str | None = None
-    domain_plural: str | None = None
+    format: str | None = Field(None, description="dataset format (default: detected from the path)")
+    user_col: str | None = Field(None, description="user id column of an interactions table")
+    item_col: str | None = Field(None, description="item id column of an interactions table")
+    time_col: str | None = Field(None, description="timestamp column (numbers or dates)")
+    rating_col: str | None = Field(None, description="rating column")
+    id_col: str | None = Field(None, description="item id column of the catalog file")
+    title_col: str | None = Field(None, description="title column of the catalog (or interactions) table")
+    genres_col: str | None = Field(None, description="genres/categories column of the catalog")
+    description_col: str | None = Field(None, description="description column of the catalog")
+    items: str | None = Field(None, description="catalog file for an interactions table",
+                              json_schema_extra={"metavar": "PATH"})
+    sep: str | None = Field(None, description="field separator of a CSV/TSV table")
+    encoding: str | None = Field(None, description="text encoding (e.g. latin-1)")
+    min_rating: float | None = Field(None, description="keep interactions rated at least this",
+                                     json_schema_extra={"metavar": "R"})
+    duplicates: Literal["first", "last", "all"] = Field(
+        "first", description="repeated (user, item) pairs: keep first (default), last or all")
+    k_core: int | None = Field(None, ge=1, description="keep users and items with at least k interactions",
+                               json_schema_extra={"metavar": "K"})
+    domain: str | None = Field(None, description="singular noun for the items (movie, book, product)",
+                               json_schema_extra={"metavar": "NOUN"})
+    domain_plural: str | None = Field(None, description="plural noun (default: --domain + s)",
+                                      json_schema_extra={"metavar": "NOUN"})
     merge_duplicates: bool = Field(True, description="merge items listed twice under two ids (same title "
                                    "key, year and article; see recllm/data/dedupe.py)")
-    cache: bool = True
+    cache: bool = Field(True, description="use the cached Arrow tables (--no-cache: read the files again)")
 
     @field_validator("encoding")
     @classmethod
@@ -55,7 +61,9 @@ class LoadOptions(StrictOptions):
                 raise ValueError(f"unknown encoding {value!r} (try utf-8 or latin-1)") from None
         return value
 
-    def reading(self) -> dict:
-        """The options that change what is read from the files (the rest filter afterwards)."""
-        skip = {"min_rating", "duplicates", "k_core", "cache"}
-        return self.model_dump(exclude=skip)
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str | None) -> str | None:
+        if value is not None and value not in FORMATS:
+            raise ValueError(f"unknown format {value!r}{did_you_mean(value, FORMATS)}; known: {', '.join(FORMATS)}")
+        return value

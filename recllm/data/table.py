@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from recllm.data.build import Loaded, drop_unknown_items, make_catalog, make_interactions
+from recllm.data.columns import TITLE_COLS
 from recllm.data.detect import _suffix, is_jsonl
+from recllm.data.formats import DataFormat
 from recllm.data.options import LoadOptions
 from recllm.data.readers import (as_numbers, iter_text_lines, read_delimited, read_jsonl, read_parquet, read_text,
                                  require_columns, require_ids, require_rows, to_number, to_timestamp)
@@ -32,9 +34,9 @@ USER_COLS = ("user_id", "userId", "user", "uid", "reviewerID", "customer_id")
 ITEM_COLS = ("item_id", "movieId", "parent_asin", "asin", "item", "iid", "itemId", "product_id")
 TIME_COLS = ("timestamp", "time", "ts", "date", "datetime", "unixReviewTime", "created_at")
 RATING_COLS = ("rating", "score", "overall", "stars")
-TITLE_COLS = ("title", "name", "movie_title", "item_name", "book_title", "product_title")
 GENRE_COLS = ("genres", "genre", "categories", "category")
 DESCRIPTION_COLS = ("description", "desc", "overview", "plot", "summary")
+TABLE_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".jsonl", ".json", ".ndjson", ".parquet", ".pq")
 
 
 def read_table(path: Path, options: LoadOptions) -> pd.DataFrame:
@@ -177,3 +179,22 @@ def _catalog_table(path: Path, options: LoadOptions, item_col: str, domain: str)
         genres=[split_genres(g) for g in frame[genres]] if genres else None,
         descriptions=frame[desc].tolist() if desc else None,
     )
+
+
+def _detect(path: Path) -> bool:
+    return path.is_file() and _suffix(path) in TABLE_SUFFIXES
+
+
+def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
+    if path.is_dir():
+        raise RecllmError("--format table needs a file, not a folder", where=str(path))
+    items = [Path(options.items).expanduser()] if options.items else []
+    if items and not items[0].is_file():
+        raise RecllmError("catalog file (--items) not found", where=str(items[0]),
+                          hint="pass the path of the item table, or load without --items")
+    return path, (path, *items)
+
+
+FORMAT = DataFormat("table", "a generic interactions table with a column mapping (and an optional "
+                    "catalog table, `--items`)", _detect, load_table, _files,
+                    examples="`.csv` `.tsv` `.jsonl` `.json` `.parquet` (gzipped too)", fallback=True)
