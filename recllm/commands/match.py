@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from recllm.data.columns import TITLE_COLS  # the readers' own list
 from recllm.errors import RecllmError
 
 _ID_COLS = ("item_id", "id", "movie_id", "movieId", "asin", "parent_asin", "book_id", "itemId")
@@ -92,8 +93,6 @@ def _read_table(path: Path, id_col: str | None, title_col: str | None) -> dict[s
                           hint="give a CSV/TSV with a header row, or JSON Lines with one object per item") from exc
     table.columns = [str(c).split(":")[0] for c in table.columns]  # RecBole "item_id:token"
     id_col = id_col or next((c for c in _ID_COLS if c in table.columns), None)
-    from recllm.data.columns import TITLE_COLS  # the readers' own list (imports pandas: here, not at start)
-
     title_col = title_col or next((c for c in TITLE_COLS if c in table.columns), None)
     for flag, col in (("--id-col", id_col), ("--title-col", title_col)):
         if col is None or col not in table.columns:
