@@ -331,3 +331,11 @@ def test_a_slip_in_a_short_word_beside_a_long_intact_one():
     assert m.match_one("Grizzly On") is None  # "on" is one: another title
     assert m.match_one("Yevelations (2008)").item_id == "r"  # first letter, but the year vouches
     assert m.match(["Yevelations", "Nnleashed (2011)"]) == [None, None]
+
+
+def test_a_trademark_sign_is_no_alternate_title_of_the_query():
+    m = TitleMatcher({"f": "RISK(tm): Factions (2011)", "r": "Risk (2013)", "s": "Splinter Cell Double Agent(r) (2006)",
+                      "d": "Dream Chronicles(r): The Chosen Child(tm) (2009)"})
+    assert m.match_one("RISK(tm)").item_id == "f"  # the head of "RISK(tm): Factions", not "Risk"
+    assert m.match_one("Dream Chronicles(r) (2006)").item_id == "d"  # not the 2006 "...Agent(r)"
+    assert m.match_one("Dream Chronicles(r)").item_id == "d"

@@ -191,13 +191,12 @@ class TitleMatcher:
             return None
         # Keys of the query's other names: "Clean Slate (Coup de Torchon)" names the 1981 film.
         hint = {self._key_id[k] for k, _, _ in readings if k in self._key_id} if len(readings) > 1 else None
-        for key, year, strict in readings:  # every reading's exact key before any fuzzy guess
+        for key, year, strict in readings:  # every reading's keys before any fuzzy guess
             kid = self._key_id.get(key)
             if kid is not None:
                 found = self._keyed(self.key_items[kid], year, "exact", article, kid, strict, hint)
                 if found is not None:
                     return found
-        for key, year, strict in readings:
             alias = self._alias.get(key)
             if alias and (len(alias) == 1 or year is not None or self.has_popularity):
                 # A head several titles share is a franchise ("Mobile Suit Gundam: ..."), whose
@@ -229,7 +228,8 @@ class TitleMatcher:
         if "(" in title:
             parts = split_title(title)
             display = parts.display
-            out += [(match_key(name), year, False) for name in (parts.display, *parts.alternates)]
+            alts = [k for k in map(match_key, parts.alternates) if len(k) >= 4]  # not "(tm)", "(r)"
+            out += [(k, year, False) for k in (match_key(parts.display), *alts)]
         seen: set[str] = set()
         return [r for r in out if r[0] and not (r[0] in seen or seen.add(r[0]))], leading_article(display)
 
