@@ -31,6 +31,24 @@ def test_trie_arrays_hold_every_sequence_once():
     assert trie.titles[trie.leaf_title[leaf]] == "t2"
 
 
+def test_trie_matches_a_naive_one_on_random_sequences():
+    import random
+
+    rng = random.Random(0)
+    seqs = {tuple(rng.choice([1, 2, 3]) for _ in range(rng.randint(1, 6))) + (9,) for _ in range(300)}
+    seqs = [list(x) for x in seqs]
+    trie = constrain.TitleTrie.build(seqs, [str(x) for x in seqs], {})
+    assert sorted(map(tuple, trie.sequences())) == sorted(map(tuple, seqs))
+    for x in seqs:  # every prefix: titles through it and the fewest tokens to an end
+        node = 0
+        for d, t in enumerate(x):
+            node = trie.step(node, t)
+            below = [y for y in seqs if y[:d + 1] == x[:d + 1]]
+            assert trie.through[node] == len(below)
+            assert trie.rest[node] == min(len(y) for y in below) - d - 1
+        assert trie.titles[trie.leaf_title[node]] == str(x) and trie.leaf(str(x)) == node
+
+
 # -- a tiny Llama with a byte-level BPE tokenizer ---------------------------------------------------
 @pytest.fixture(scope="module")
 def bpe_model(tmp_path_factory):
@@ -120,7 +138,7 @@ def test_a_short_budget_never_cuts_a_title(bpe_model):
         assert set(lines_of(r.text, "numbered")) <= set(TITLES) and r.completion_tokens <= budget
 
 
-def drive(tok, spec_dict, seed=0, max_new=200):
+def drive(tok, spec_dict, seed=0, max_new=200, dtype=None):
     """Random logits, end-of-text pushed down: what the processor alone lets through."""
     import torch
 
@@ -130,7 +148,7 @@ def drive(tok, spec_dict, seed=0, max_new=200):
     gen = torch.Generator().manual_seed(seed)
     ids = torch.tensor([[tok.bos_token_id]])
     for _ in range(max_new):
-        scores = torch.randn(1, len(tok), generator=gen)
+        scores = torch.randn(1, len(tok), generator=gen).to(dtype or torch.float32)  # float64: the torch (GPU) path
         scores[0, tok.eos_token_id] -= 5  # would rather go on than stop
         nxt = int(proc(ids, scores).argmax())
         if nxt == tok.eos_token_id:
@@ -155,6 +173,9 @@ def test_processor_writes_k_distinct_titles_when_the_model_never_wants_to_stop(b
 
     tok = AutoTokenizer.from_pretrained(bpe_model)
     assert sorted(drive(tok, {"titles": TITLES[:4], "max_items": 4})) == sorted(TITLES[:4])
+    for seed in range(2):  # the numpy (CPU float32) and the torch mask agree
+        spec = {"titles": TITLES, "max_items": 5, "exclude": TITLES[:2]}
+        assert drive(tok, spec, seed) == drive(tok, spec, seed, dtype=__import__("torch").float64)
     assert len(set(drive(tok, {"titles": TITLES, "max_items": 6, "format": "lines"}, seed=1))) == 6
 
 
