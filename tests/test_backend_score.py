@@ -454,3 +454,34 @@ def test_score_cache_bad_rows_are_misses_and_old_files_gain_the_table(tmp_path):
     assert cached.score([request])[0].cached
     # The request's key (the user) is not part of the score key; the prompt and continuation are.
     assert score_key({}, request, "a") == score_key({}, chat("x", ["a"], key="u2"), "a") != score_key({}, request, "b")
+
+
+@pytest.mark.parametrize("method", ["packed", "batched"])
+def test_both_kv_reuse_methods_equal_full_passes(tiny, method):
+    from recllm.backends import hf_score
+    from recllm.backends.scoring import render
+
+    model, tok = tiny._load()
+    conts = (*CONTS, "heat", "1 . toy")  # single-token continuations beside long ones
+    request = chat("user watched heat and fargo", conts)
+    text, raw = render(tok, request, "tiny")
+    bound = split_tokens(tok, text, request.continuations, raw=raw)
+    got = hf_score.continuation_logprobs(model, bound, tok.pad_token_id, "cpu", 3, method=method)
+    assert got == pytest.approx(reference(tiny, request), abs=1e-4)
+
+
+def test_packed_groups_and_the_sliding_window_rule(monkeypatch):
+    from types import SimpleNamespace
+
+    from recllm.backends import hf_score
+
+    monkeypatch.setattr(hf_score, "PACKED_TOKENS", 5)
+    groups = hf_score._chunks([[1, 2, 3], [1], [1, 2, 3, 4], [1, 2]], None)
+    assert groups == [[1, 3], [0], [2]]  # by length, at most 5 tokens a group (a longer one alone)
+    assert hf_score._chunks([[1, 2, 3], [1], [1, 2]], 2) == [[1, 2], [0]]
+    window = hf_score._window
+    assert not window(SimpleNamespace(), 10_000)  # no window at all (Llama)
+    assert window(SimpleNamespace(sliding_window=512, layer_types=["sliding_attention", "full_attention"]), 600)
+    assert not window(SimpleNamespace(sliding_window=512, layer_types=["sliding_attention"]), 400)  # fits in it
+    assert not window(SimpleNamespace(sliding_window=32, use_sliding_window=False), 600)  # Qwen2: off
+    assert window(SimpleNamespace(sliding_window=32), 600)  # Mistral-style

@@ -2,11 +2,11 @@
 
 Per request: one forward pass over the prompt keeps its KV cache and the next-token
 distribution after it (which scores every continuation's first token); the continuations then
-run in batches of `batch_size` over copies of that cache, padded on the RIGHT (they all start
-at the prompt's end, so positions line up and causal attention keeps padding out of the real
-tokens), and each token's log-probability is gathered. This equals one full pass over
-prompt + continuation per candidate (tests check it to 1e-4) at a fraction of the cost
-(eval/bench/scoring.py). The token boundary rule is recllm.backends.scoring's.
+run over that cache, either packed into one sequence with a mask that keeps them apart, or as
+right-padded rows over copies of it (see continuation_logprobs), and each token's
+log-probability is gathered. Both equal one full pass over prompt + continuation per candidate
+(tests check it to 1e-4) at a fraction of the cost (eval/bench/scoring.py). The token boundary
+rule is recllm.backends.scoring's.
 """
 
 from __future__ import annotations
@@ -59,40 +59,111 @@ def score(backend, requests: Sequence[ScoreRequest]) -> list[ScoreResult]:
     return results
 
 
-def continuation_logprobs(model, bound: Boundary, pad: int, device: str, batch_size: int) -> list[float]:
-    """sum_t log p(c_t | prompt, c_<t) for each continuation, reusing the prompt's KV cache."""
+PACKED_TOKENS = 2048  # continuation tokens per packed forward pass (its mask is L x (prompt + L))
+
+
+def continuation_logprobs(model, bound: Boundary, pad: int, device: str, batch_size: int,
+                          method: str = "auto") -> list[float]:
+    """sum_t log p(c_t | prompt, c_<t) for each continuation, reusing the prompt's KV cache.
+
+    method "packed": the continuations in ONE sequence after the prompt, with position ids that
+    restart at the prompt's end for each and a 4D mask letting each see the prompt and its own
+    earlier tokens only (no copies of the cache; about 2x faster on CPU). "batched": rows over
+    copies of the cache (exact for sliding-window attention, which a custom mask would
+    override). "auto": packed unless the model slides a window shorter than the text."""
     import torch
 
     accepted = inspect.signature(model.forward).parameters
     keep = {"logits_to_keep": 1} if "logits_to_keep" in accepted else {}
     cache_arg = "cache" if "cache" in accepted else "past_key_values"  # renamed in transformers 5.2x
     conts = bound.continuations
-    sums = [0.0] * len(conts)
+    if method == "auto":
+        longest = len(bound.prompt) + max(len(c) for c in conts)
+        method = "batched" if _window(model.config, longest) else "packed"
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([bound.prompt], device=device), use_cache=True, **keep)
         cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         first = torch.log_softmax(out.logits[0, -1].float(), dim=-1)  # scores each first token
-        order = sorted(range(len(conts)), key=lambda j: len(conts[j]))  # similar lengths pad less
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            for j in chunk:
-                sums[j] = first[conts[j][0]].item()
-            width = max(len(conts[j]) for j in chunk) - 1  # the last token's output is not needed
-            if width == 0:
-                continue  # single-token continuations: the prompt pass scored them
-            ids = torch.tensor([conts[j][:-1] + [pad] * (width + 1 - len(conts[j])) for j in chunk], device=device)
-            real = torch.tensor([[1] * (len(conts[j]) - 1) + [0] * (width + 1 - len(conts[j])) for j in chunk],
-                                device=device)
-            mask = torch.cat([torch.ones(len(chunk), len(bound.prompt), dtype=real.dtype, device=device), real], 1)
-            kv = copy.deepcopy(cache)  # the forward appends to it; the prompt's stays for the next chunk
-            kv.batch_repeat_interleave(len(chunk))
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_arg: kv}).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)  # position t predicts token t + 1
-            targets = torch.tensor([conts[j][1:] + [0] * (width + 1 - len(conts[j])) for j in chunk], device=device)
-            picked = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * real
-            for row, j in enumerate(chunk):
-                sums[j] += picked[row].sum().item()
+        sums = [first[c[0]].item() for c in conts]
+        run = _packed if method == "packed" else _batched
+        for chunk in _chunks(conts, batch_size if method == "batched" else None):
+            if any(len(conts[j]) > 1 for j in chunk):  # single-token ones: the prompt pass scored them
+                for j, value in run(model, cache, len(bound.prompt), [conts[j] for j in chunk], chunk, pad, device,
+                                    cache_arg):
+                    sums[j] += value
     return sums
+
+
+def _window(config, length: int) -> bool:
+    """Whether some layer attends through a sliding window shorter than `length` tokens."""
+    window = getattr(config, "sliding_window", None)
+    types = getattr(config, "layer_types", None)
+    sliding = any("sliding" in str(t) for t in types) if types else getattr(config, "use_sliding_window", True)
+    return bool(window and sliding and window < length)
+
+
+def _chunks(conts: list[list[int]], rows: int | None) -> list[list[int]]:
+    """Continuation indices in groups: `rows` per group (batched, sorted by length so rows pad
+    little) or up to PACKED_TOKENS tokens per group (packed)."""
+    order = sorted(range(len(conts)), key=lambda j: len(conts[j]))
+    if rows:
+        return [order[i:i + rows] for i in range(0, len(order), rows)]
+    groups, size = [[]], 0
+    for j in order:
+        if groups[-1] and size + len(conts[j]) > PACKED_TOKENS:
+            groups.append([])
+            size = 0
+        groups[-1].append(j)
+        size += len(conts[j])
+    return groups
+
+
+def _gathered(logits, targets):
+    import torch
+
+    logp = torch.log_softmax(logits.float(), dim=-1)  # position t predicts token t + 1
+    return logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+
+
+def _packed(model, cache, start: int, conts, index, pad, device, cache_arg):
+    import torch
+
+    flat, pos, seg = [], [], []
+    for k, c in enumerate(conts):  # each continuation without its last token (its output is unused)
+        flat += c[:-1]
+        pos += range(start, start + len(c) - 1)
+        seg += [k] * (len(c) - 1)
+    n = len(flat)
+    seg_t, pos_t = torch.tensor(seg, device=device), torch.tensor(pos, device=device)
+    own = (seg_t[:, None] == seg_t[None, :]) & (pos_t[None, :] <= pos_t[:, None])
+    allowed = torch.cat([torch.ones(n, start, dtype=torch.bool, device=device), own], dim=1)
+    dtype = next(model.parameters()).dtype
+    mask = torch.zeros(1, 1, n, start + n, dtype=dtype, device=device)  # additive: works for sdpa and eager
+    mask.masked_fill_(~allowed, torch.finfo(dtype).min)
+    logits = model(input_ids=torch.tensor([flat], device=device), position_ids=pos_t[None], attention_mask=mask,
+                   use_cache=True, **{cache_arg: copy.deepcopy(cache)}).logits[0]
+    targets = torch.tensor([t for c in conts for t in c[1:]], device=device)
+    picked = _gathered(logits, targets).tolist()
+    at = 0
+    for k, c in enumerate(conts):
+        yield index[k], sum(picked[at:at + len(c) - 1])
+        at += len(c) - 1
+
+
+def _batched(model, cache, start: int, conts, index, pad, device, cache_arg):
+    import torch
+
+    width = max(len(c) for c in conts) - 1  # right-padded: every row starts at the prompt's end
+    ids = torch.tensor([c[:-1] + [pad] * (width + 1 - len(c)) for c in conts], device=device)
+    real = torch.tensor([[1] * (len(c) - 1) + [0] * (width + 1 - len(c)) for c in conts], device=device)
+    mask = torch.cat([torch.ones(len(conts), start, dtype=real.dtype, device=device), real], 1)
+    kv = copy.deepcopy(cache)  # the forward appends to it; the prompt's stays for the next chunk
+    kv.batch_repeat_interleave(len(conts))
+    logits = model(input_ids=ids, attention_mask=mask, use_cache=True, **{cache_arg: kv}).logits
+    targets = torch.tensor([c[1:] + [0] * (width + 1 - len(c)) for c in conts], device=device)
+    picked = _gathered(logits, targets) * real
+    for k in range(len(conts)):
+        yield index[k], picked[k].sum().item()
 
 
 def full_pass_logprobs(model, bound: Boundary, device: str) -> list[float]:
