@@ -23,6 +23,7 @@ StrictUndefined: values such as titles are data and are never parsed as template
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 from collections.abc import Mapping
@@ -125,7 +126,8 @@ class PromptTemplate:
         token = bounds.start()  # compile-time constant folding runs filters: bound it too
         try:
             ast = _ENV.parse(self.source, name=self.header.name, filename=where)
-            code = _ENV.compile(ast, name=self.header.name, filename=where)
+            compiled = _ENV.from_string(ast)  # the public API; from the parsed (guarded) AST
+            preludes = _preludes(ast) if self.header.chat else {}
         except TemplateSyntaxError as exc:
             raise RecllmError(f"template syntax error: {exc.message}", where=f"{where}:{exc.lineno}",
                               hint="fix the Jinja markup at that line") from None
@@ -137,8 +139,8 @@ class PromptTemplate:
         finally:
             bounds.stop(token)
         object.__setattr__(self, "_ast", ast)
-        object.__setattr__(self, "_compiled",
-                           _ENV.template_class.from_code(_ENV, code, _ENV.make_globals(None)))
+        object.__setattr__(self, "_compiled", compiled)
+        object.__setattr__(self, "_prelude", preludes)
         self._check_layout(ast)
 
     @property
@@ -171,15 +173,13 @@ class PromptTemplate:
 
     def render(self, variables: Mapping[str, Any]) -> tuple[Message, ...] | str:
         """Chat messages (empty ones dropped) or the raw prompt; errors name file and line."""
-        ctx = self._compiled.new_context(dict(variables))
-        captured: dict[str, str] = {}
-        if self.header.chat:  # run the root once (top-level sets), capturing each block's text
-            for block, funcs in list(ctx.blocks.items()):
-                ctx.blocks[block] = [_capture(block, funcs[0], captured)]
         token = bounds.start()
         try:
             try:
-                outside = bounds.join_bounded(self._compiled.root_render_func(ctx), "the rendered text")
+                if self.header.chat:
+                    captured = self._render_blocks(dict(variables))
+                else:
+                    outside = bounds.join_bounded(self._compiled.generate(variables), "the rendered text")
             except Exception:  # let Jinja map the traceback to template lines, then re-raise
                 _ENV.handle_exception(self.source)
         except UndefinedError as exc:
@@ -214,8 +214,37 @@ class PromptTemplate:
                               where=self.where, hint="a chat template needs a non-empty {% block user %}")
         return messages
 
+    def _render_blocks(self, variables: dict[str, Any]) -> dict[str, str]:
+        """Each message block's text, through Jinja's public `Template.blocks` and `new_context`.
+
+        A block with only blocks before it at the top level renders as it is. Otherwise the top
+        level up to the block runs first as its prelude (see `_preludes`): whether execution
+        reaches the block (a block inside a false `{% if %}` is no message) and which names the
+        `{% set %}`s before it exported, which the block then sees, as when Jinja renders the
+        whole file."""
+        out: dict[str, str] = {}
+        plain = None  # one context for every block without a prelude
+        for name, func in self._compiled.blocks.items():
+            prelude = self._prelude.get(name)
+            if prelude is None:
+                ctx = plain = plain or self._compiled.new_context(variables)
+            else:
+                module = prelude.make_module(variables)
+                if _REACHED not in str(module):
+                    continue
+                ctx = self._compiled.new_context(
+                    {**variables, **{n: getattr(module, n) for n in self._exports if hasattr(module, n)}})
+            out[name] = bounds.join_bounded(func(ctx), f"block {name!r}")
+        return out
+
+    @cached_property
+    def _exports(self) -> frozenset[str]:
+        """Names a prelude may export: top-level sets and imports, and macros (those defined
+        inside blocks or other macros are not exported, and `hasattr` leaves them out)."""
+        return frozenset(_top_level_names(self._ast)) | {m.name for m in self._ast.find_all(nodes.Macro)}
+
     def _error(self, exc: Exception, message: str, hint: str | None) -> RecllmError:
-        return RecllmError(message, where=f"{self.where}:{_template_line(exc, self.where)}", hint=hint)
+        return RecllmError(message, where=f"{self.where}:{_template_line(exc)}", hint=hint)
 
     def _check_layout(self, ast: nodes.Template) -> None:
         blocks = [b.name for b in ast.find_all(nodes.Block)]
@@ -258,11 +287,65 @@ def _top_level_names(ast: nodes.Template) -> set[str]:
     return names
 
 
-def _capture(name: str, func, captured: dict[str, str]):
-    def render_block(context):
-        captured[name] = bounds.join_bounded(func(context), f"block {name!r}")
-        return iter(())
-    return render_block
+_REACHED = "\x00reached\x00"
+_DROP_OUTPUT_IN = (nodes.Template, nodes.If, nodes.For, nodes.With, nodes.Scope,
+                   nodes.ScopedEvalContextModifier)  # not macros or {% set %} blocks: their text is a value
+
+
+def _preludes(ast: nodes.Template) -> dict[str, Any]:
+    """Per block: None when only blocks (and whitespace) come before it at the top level; else
+    a template of the top level up to the block (recllm's copy of the AST, cut there, other
+    blocks and message-less output dropped), which writes a marker where the block would
+    render."""
+    preludes: dict[str, Any] = {}
+    for block in ast.find_all(nodes.Block):
+        index = next((i for i, n in enumerate(ast.body) if n is block), None)
+        if index is not None and all(isinstance(n, nodes.Block) or _blank(n) for n in ast.body[:index]):
+            preludes[block.name] = None
+            continue
+        body = copy.deepcopy(ast)
+        _cut(body, block.name)
+        preludes[block.name] = _ENV.from_string(body)
+    return preludes
+
+
+def _blank(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Output) and all(
+        isinstance(n, nodes.TemplateData) and not n.data.strip() for n in node.nodes)
+
+
+def _cut(node: nodes.Node, name: str) -> bool:
+    """In place: keep what runs before block `name`, a marker at the block, nothing after;
+    True when the block was found under `node`."""
+    for field in node.fields:
+        value = getattr(node, field, None)
+        if not isinstance(value, list):
+            continue
+        kept: list = []
+        for child in value:
+            if isinstance(child, nodes.Block) and child.name == name:
+                kept.append(nodes.Output([nodes.TemplateData(_REACHED)], lineno=child.lineno))
+                setattr(node, field, kept)
+                _drop_fields_after(node, field)
+                return True
+            if isinstance(child, nodes.Block) or (isinstance(child, nodes.Output) and isinstance(node, _DROP_OUTPUT_IN)):
+                continue
+            if isinstance(child, _DROP_OUTPUT_IN) and _cut(child, name):
+                kept.append(child)
+                setattr(node, field, kept)
+                _drop_fields_after(node, field)
+                return True
+            kept.append(child)
+        setattr(node, field, kept)
+    return False
+
+
+def _drop_fields_after(node: nodes.Node, field: str) -> None:
+    """What follows the block in `node` never runs before it (else branches, later elifs)."""
+    later = node.fields[node.fields.index(field) + 1:]
+    for name in later:
+        if isinstance(getattr(node, name, None), list):
+            setattr(node, name, [])
 
 
 def _describe(exc: BaseException) -> str:
@@ -270,12 +353,13 @@ def _describe(exc: BaseException) -> str:
             else "out of memory" if isinstance(exc, MemoryError) else str(exc))
 
 
-def _template_line(exc: Exception, filename: str) -> int | str:
-    """The template line of a render error, from the traceback Jinja rewrites to the file."""
+def _template_line(exc: Exception) -> int | str:
+    """The template line of a render error, from the traceback Jinja rewrites to the template
+    (`Environment.from_string` templates are all named "<template>"; one renders at a time)."""
     line: int | str = "?"
     tb = exc.__traceback__
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
+        if tb.tb_frame.f_code.co_filename == "<template>":
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
