@@ -15,6 +15,10 @@ BASELINES = Registry("baseline", "recllm.baselines", {
     "random": "recllm.baselines.simple:RandomBaseline",
     "popularity": "recllm.baselines.simple:PopularityBaseline",
     "itemknn": "recllm.baselines.itemknn:ItemKNNBaseline",
+    "bpr": "recllm.baselines.bpr:BPRBaseline",
+    "ease": "recllm.baselines.ease:EASEBaseline",
+    "embedding": "recllm.baselines.embedding:EmbeddingBaseline",
+    "bm25": "recllm.baselines.bm25:BM25Baseline",
 })
 
 

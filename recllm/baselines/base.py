@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from recllm.data.schema import RecDataset, UserCase
+from recllm.data.schema import Catalog, RecDataset, UserCase
 from recllm.options import StrictOptions
 
 
@@ -28,6 +29,11 @@ class TrainData:
     users: dict[str, int]        # user id -> row
     user_codes: np.ndarray       # distinct (user, item) training pairs ...
     item_codes: np.ndarray       # ... as row / item indices
+    # Each user's training interactions in time order (repeats kept): user r's items are
+    # seq_items[seq_ptr[r]:seq_ptr[r + 1]] (sequential models); the catalog gives item text.
+    seq_items: np.ndarray | None = None
+    seq_ptr: np.ndarray | None = None
+    catalog: Catalog | None = field(default=None, repr=False)
 
     @property
     def n_items(self) -> int:
@@ -44,6 +50,29 @@ class TrainData:
 
     def count_of(self) -> dict[str, int]:
         return dict(zip(self.items.tolist(), self.counts.tolist()))
+
+    def sequence(self, user_id: str) -> np.ndarray | None:
+        """A user's training items (indices) oldest first, or None for a user without any."""
+        row = self.users.get(user_id)
+        if row is None or self.seq_ptr is None:
+            return None
+        return self.seq_items[self.seq_ptr[row]:self.seq_ptr[row + 1]]
+
+    def fingerprint(self) -> str:
+        """SHA-256 (16 hex) of what a model trains on: item and user ids, the training pairs
+        and sequences. It differs between splits and regimes (which targets are held out), so
+        a fitted-model cache keyed by it never serves a model trained on other data."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for part in (self.items.tolist(), sorted(self.users, key=self.users.get)):
+            h.update("\x1f".join(map(str, part)).encode())
+            h.update(b"\x1e")
+        for arr in (self.user_codes, self.item_codes, self.seq_items, self.seq_ptr):
+            if arr is not None:
+                h.update(np.ascontiguousarray(arr, dtype=np.int64).tobytes())
+            h.update(b"\x1e")
+        return h.hexdigest()[:16]
 
     @property
     def matrix(self):
@@ -75,8 +104,13 @@ def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainDat
     counts = np.bincount(item_codes, minlength=len(items)).astype(np.int64)
     # repeated (user, item) pairs count once in the co-occurrence matrix
     pairs = np.unique(user_codes.astype(np.int64) * len(items) + item_codes)
+    # interactions are in time order within a user: a stable sort by user keeps it
+    order = np.argsort(user_codes, kind="stable")
+    seq_ptr = np.concatenate([[0], np.cumsum(np.bincount(user_codes, minlength=len(user_ids)))])
     return TrainData(items, index, counts, {u: i for i, u in enumerate(user_ids)},
-                     pairs // len(items), pairs % len(items))
+                     pairs // len(items), pairs % len(items),
+                     seq_items=item_codes[order], seq_ptr=seq_ptr.astype(np.int64),
+                     catalog=dataset.catalog)
 
 
 class Baseline(ABC):
@@ -93,6 +127,8 @@ class Baseline(ABC):
     def __init__(self, train: TrainData, seed: int = 0, options: StrictOptions | None = None):
         self.train, self.seed = train, seed
         self.options = options if options is not None else self.Options()
+        # How the model was fitted (seconds, device, cache hit ...), for results.json.
+        self.fit_info: dict[str, Any] = {}
 
     @abstractmethod
     def scores(self, cases: Sequence[UserCase]) -> np.ndarray:
@@ -129,3 +165,17 @@ class Baseline(ABC):
         # Stable order among ties: by score, then item index.
         top = top[np.lexsort((top, -s[top]))]
         return [self.train.items[i] for i in top if np.isfinite(s[i])]
+
+
+def require_data(train: TrainData, name: str, *, items: int = 2, users: int = 1,
+                 pairs: int = 2) -> None:
+    """Refuse to train on too little: a model fitted to a handful of pairs ranks by noise."""
+    have = {"items": train.n_items, "users": train.n_users, "training interactions": len(train.user_codes)}
+    need = {"items": items, "users": users, "training interactions": pairs}
+    for what, n in need.items():
+        if have[what] < n:
+            from recllm.errors import RecllmError
+            raise RecllmError(f"baseline {name!r} needs at least {n} {what} to train on; the "
+                              f"training data have {have[what]}", where=f"baselines: {name}",
+                              hint="use a larger dataset (or users / min_history that keep more), "
+                                   "or drop this baseline")

@@ -1,0 +1,134 @@
+"""Trained baselines (bpr, ease, sasrec): they learn the structure of tiny data, never see the
+held-out targets, refuse bad options and too little data by name, and are cached once fitted."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recllm.baselines import get_baseline, training_data
+from recllm.data.schema import RecDataset, UserCase
+from recllm.errors import RecllmError
+from tests.conftest import make_catalog, make_dataset
+
+FAST = {"bpr": {"factors": 8, "iterations": 30, "learning_rate": 0.05},
+        "ease": {"l2": 1.0},
+        "sasrec": {"epochs": 3, "hidden": 16, "max_len": 8, "batch_size": 16}}
+
+
+def two_groups() -> tuple[RecDataset, list[UserCase]]:
+    """20 users: even users watch items 1-6, odd users 7-12, in order; the last item of each
+    is the held-out target. A model that learns anything ranks the own group's items first."""
+    rows = []
+    for u in range(20):
+        items = [str(i) for i in (range(1, 7) if u % 2 == 0 else range(7, 13))]
+        items = items[u % 6:] + items[:u % 6]
+        rows += [(f"u{u:02d}", it, t, 4.0) for t, it in enumerate(items)]
+    inter = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp", "rating"])
+    inter["timestamp"] = inter["timestamp"].astype("int64")
+    ds = RecDataset("groups", inter, make_catalog(), domain="movie", domain_plural="movies")
+    cases = []
+    for user, g in inter.groupby("user_id", sort=True):
+        items = g["item_id"].tolist()
+        cases.append(UserCase(user, tuple(items[:-1]), (4.0,) * 5, tuple(range(5)), items[-1], 5))
+    return ds, cases
+
+
+@pytest.mark.parametrize("name", ["bpr", "ease"])
+def test_learns_the_groups_from_training_data_only(name):
+    ds, cases = two_groups()
+    train = training_data(ds, cases)
+    model = get_baseline(name, train, options=FAST[name])
+    for case in cases:
+        top = model.rank([case], 1)[0][0]     # the only unseen item of its own group
+        assert top == case.target, (case.user_id, top)
+    assert model.fit_info["cached"] is False and model.fit_info["device"] == "cpu"
+    assert model.fit_info["fit_seconds"] >= 0
+
+
+@pytest.mark.parametrize("name", ["bpr", "ease"])
+def test_fitted_model_is_cached_and_keyed_by_data_and_options(name):
+    ds, cases = two_groups()
+    train = training_data(ds, cases)
+    a = get_baseline(name, train, options=FAST[name])
+    b = get_baseline(name, train, options=FAST[name])
+    assert b.fit_info["cached"] is True and b.fit_info["key"] == a.fit_info["key"]
+    assert np.array_equal(a.scores(cases), b.scores(cases))
+    other = {**FAST[name], **({"factors": 9} if name == "bpr" else {"l2": 2.0})}
+    assert get_baseline(name, train, options=other).fit_info["cached"] is False
+    # another training regime (no held-out targets) is other data: a new fit
+    assert get_baseline(name, training_data(ds, []), options=FAST[name]).fit_info["cached"] is False
+
+
+def test_train_fingerprint_changes_with_held_out_targets(tiny_dataset):
+    from tests.test_baselines import cases_of
+    cases = cases_of(tiny_dataset)
+    assert training_data(tiny_dataset, cases).fingerprint() != training_data(tiny_dataset, []).fingerprint()
+    assert training_data(tiny_dataset, cases).fingerprint() == training_data(tiny_dataset, cases).fingerprint()
+
+
+def test_training_sequences_are_chronological(tiny_dataset):
+    train = training_data(tiny_dataset, [])
+    seq = [train.items[i] for i in train.sequence("u1")]
+    assert seq == ["1", "2", "3", "4", "7"]
+    assert train.sequence("nobody") is None
+
+
+@pytest.mark.parametrize("name,options,field", [
+    ("bpr", {"factor": 8}, "factor"),              # unknown, did-you-mean
+    ("bpr", {"factors": "many"}, "factors"),       # ill-typed
+    ("ease", {"l2": -1}, "l2"),
+    ("sasrec", {"max_len": 0}, "max_len"),
+    ("sasrec", {"hidden": 30, "heads": 4}, "heads"),  # hidden not divisible by heads
+])
+def test_bad_options_are_named(name, options, field):
+    ds, cases = two_groups()
+    with pytest.raises(RecllmError) as exc:
+        get_baseline(name, training_data(ds, cases), options=options)
+    assert field in str(exc.value) and f"baseline_options.{name}" in str(exc.value)
+
+
+@pytest.mark.parametrize("name", ["bpr", "ease", "sasrec"])
+def test_too_little_data_is_refused_with_the_count(name):
+    inter = pd.DataFrame({"user_id": ["u1"], "item_id": ["1"], "timestamp": [1], "rating": [1.0]})
+    ds = RecDataset("one", inter, make_catalog(), domain="movie", domain_plural="movies")
+    with pytest.raises(RecllmError, match=r"needs at least 2 items .* have 1"):
+        get_baseline(name, training_data(ds, []), options=FAST[name])
+
+
+def test_ease_refuses_a_catalog_too_large_naming_the_limit(monkeypatch):
+    ds, cases = two_groups()
+    train = training_data(ds, cases)
+    with pytest.raises(RecllmError, match=r"limit here is 5 items"):
+        get_baseline("ease", train, options={"max_items": 5})
+    import recllm.baselines.ease as ease
+    monkeypatch.setattr(ease, "available_bytes", lambda: 8 * 3 * 10 * 10 * 2)  # room for 10
+    with pytest.raises(RecllmError, match=r"12 x 12 inverse .* limit here is 10 items"):
+        get_baseline("ease", train, options={})
+
+
+def test_bpr_divergence_is_an_error_and_nothing_is_cached(monkeypatch):
+    import recllm.baselines.bpr as bpr
+    from recllm import paths
+
+    ds, cases = two_groups()
+    train = training_data(ds, cases)
+    with pytest.raises(RecllmError, match="diverged"):
+        get_baseline("bpr", train, options={**FAST["bpr"], "learning_rate": 1e30})
+    assert not list(paths.subdir("fitted").glob("bpr-*"))
+
+
+def test_unknown_baseline_has_did_you_mean():
+    from recllm.evaluate.config import EvalConfig
+    with pytest.raises(RecllmError, match="did you mean 'bpr'"):
+        EvalConfig.parse({"baselines": ["bprr"]})
+
+
+def test_bpr_unknown_user_gets_popularity(tiny_dataset):
+    from tests.test_baselines import cases_of
+    train = training_data(tiny_dataset, cases_of(tiny_dataset))
+    model = get_baseline("bpr", train, options=FAST["bpr"])
+    stranger = UserCase("new", ("1",), (1.0,), (1,), "2", 2)
+    scores = model.scores([stranger])[0]
+    assert np.argmax(scores) == np.argmax(train.counts)
