@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from recllm.backends.base import GenerationRequest, Message, SamplingParams
+from recllm.requests import GenerationRequest, Message, SamplingParams
 from recllm.data.schema import RecDataset, UserCase
 from recllm.errors import RecllmError
 from recllm.prompting.context import PromptContext, build_context
