@@ -55,3 +55,10 @@ def test_no_private_jinja_api_in_prompting():
     source = "\n".join(p.read_text() for p in (Path(__file__).parents[1] / "recllm" / "prompting").glob("*.py"))
     for private in ("root_render_func", "from_code", "ctx.blocks", "context.blocks", "template_class"):
         assert private not in source, private
+
+
+
+def test_prompting_imports_no_backend():
+    """Prompting builds requests from the core module recllm.requests, not from backends."""
+    for path in (Path(__file__).parents[1] / "recllm" / "prompting").glob("*.py"):
+        assert "recllm.backends" not in path.read_text(), path.name
