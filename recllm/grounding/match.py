@@ -186,6 +186,12 @@ class TitleMatcher:
     def _lookup(self, title: str, fuzzy: bool) -> Match | None:
         if len(title) > self.max_query_chars:
             return None  # prose, not a title: no catalog title is this long
+        key = match_key(title)
+        kid = self._key_id.get(key)
+        if kid is not None and len(self.key_items[kid]) == 1:  # most answers: one item, no ties to break
+            found = self._keyed(self.key_items[kid], query_year(title), "exact")
+            if found is not None:
+                return found
         readings, article = self._readings(title)
         if not readings:
             return None
