@@ -3,12 +3,17 @@
 Search order for a bare name (first hit wins, so a user folder can shadow a built-in):
   1. folders in `$RECLLM_PROMPTS` (os.pathsep-separated) and any passed as `dirs=`,
   2. the built-in `prompts/` folder: next to the package in a source checkout or editable
-     install, or `<sys.prefix>/share/recllm/prompts` in a wheel install.
+     install, or `<sys.prefix>/share/recllm/prompts` in a wheel install,
+  3. folders that installed packages declare in the `recllm.templates` entry-point group
+     (`mypkg = "my_pkg.prompts"`: that package's folder; or `"my_pkg:TEMPLATES_DIR"`: a path).
+     They come after the built-ins, so a plugin adds names but never changes what a built-in
+     name renders (a user's own folder, set on purpose, may).
 A name that contains a path separator or ends in `.jinja`/`.j2` is read as a file.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Iterable
@@ -17,6 +22,9 @@ from pathlib import Path
 
 from recllm.errors import RecllmError, unknown
 from recllm.prompting.template import PromptTemplate, parse_template
+from recllm.registry import Registry
+
+PLUGIN_FOLDERS = Registry("template folder", "recllm.templates", {})
 
 SUFFIXES = (".jinja", ".j2")
 DEFAULT_TEMPLATE = "generate"
@@ -36,7 +44,28 @@ def template_dirs(dirs: Iterable[str | Path] = ()) -> list[Path]:
     env = [p for p in os.environ.get("RECLLM_PROMPTS", "").split(os.pathsep) if p]
     found = [Path(p).expanduser() for p in [*env, *dirs]]
     builtin = builtin_dir()
-    return [*found, *([builtin] if builtin else [])]
+    return [*found, *([builtin] if builtin else []), *plugin_dirs()]
+
+
+def plugin_dirs() -> list[Path]:
+    """Template folders from the `recllm.templates` entry points, in name order."""
+    return [_plugin_dir(name, value) for name, value in sorted(PLUGIN_FOLDERS.plugins.items())]
+
+
+def _plugin_dir(name: str, value: str) -> Path:
+    module_name, _, attr = value.partition(":")
+    try:
+        found = importlib.import_module(module_name)
+        # a package (namespace packages have no __file__: their first folder), or an attribute
+        found = getattr(found, attr) if attr else (Path(found.__file__).parent if found.__file__
+                                                   else next(iter(found.__path__)))
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise RecllmError(f"template folder {name!r} ({value}) cannot be loaded: {exc}",
+                          hint="check the package's recllm.templates entry point") from None
+    if not isinstance(found, (str, os.PathLike)) or not Path(found).is_dir():
+        raise RecllmError(f"template folder {name!r} ({value}) is not a folder: {found!r}",
+                          hint="the entry point names a package, or a str/Path attribute holding a folder")
+    return Path(found)
 
 
 def template_files(dirs: Iterable[str | Path] = ()) -> dict[str, Path]:
