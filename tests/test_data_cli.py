@@ -107,3 +107,13 @@ def test_unknown_format_is_one_line_with_a_suggestion(capsys):
     with pytest.raises(SystemExit):  # argparse refuses it before loading anything
         run(capsys, "data", "stats", str(DATA / "ml-1m"), "--format", "tabel")
     assert "invalid choice: 'tabel'" in capsys.readouterr().err
+
+
+def test_readme_tables_are_the_generated_ones():
+    """The README's format and option tables come from the registry and the model (one source)."""
+    from recllm.commands._flags import markdown_table
+    from recllm.data import LoadOptions
+    from recllm.data.formats import markdown_table as formats_table
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert formats_table() in readme and markdown_table(LoadOptions) in readme

@@ -68,3 +68,16 @@ def model_values(args: argparse.Namespace, model: type[BaseModel], *, prefix: st
     """The fields given on the command line (flags left out are not in the dict)."""
     return {name: value for name in model.model_fields
             if (value := getattr(args, prefix + name, None)) is not None}
+
+
+def markdown_table(model: type[BaseModel], *, skip: Iterable[str] = ()) -> str:
+    """The README's table of a model's options: keyword, flag, description (one source)."""
+    rows = ["| option | CLI | meaning |", "|---|---|---|"]
+    for name, field in model.model_fields.items():
+        if name in skip:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if _plain(field.annotation) is bool:
+            flag = f"{flag}` / `--no-{name.replace('_', '-')}"
+        rows.append(f"| `{name}` | `{flag}` | {field.description} |")
+    return "\n".join(rows)

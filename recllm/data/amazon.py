@@ -121,6 +121,7 @@ def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
     return pair[0], pair
 
 
-FORMAT = DataFormat("amazon", "Amazon Reviews 2023 (McAuley Lab): reviews JSONL + its `meta_` JSONL",
-                    _detect, load_amazon, _files, examples="`All_Beauty.jsonl` beside `meta_All_Beauty.jsonl` "
-                    "(either gzipped), or their folder")
+FORMAT = DataFormat(
+    "amazon", "Amazon Reviews 2023: `<Category>.jsonl` reviews + `meta_<Category>.jsonl` (either may be `.gz`); "
+    "items are `parent_asin`, titles/categories/description/store from the meta file, timestamps in ms",
+    _detect, load_amazon, _files, detected_by="a `meta_` file next to the review file (or their folder)")

@@ -133,5 +133,7 @@ def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
     return inter, (inter, *[p for p in (inter.with_suffix(".item"),) if p.exists()])
 
 
-FORMAT = DataFormat("atomic", "RecBole atomic files (typed `name:type` headers)", _detect, load_atomic, _files,
-                    examples="`x.inter` (+ `x.item`), or their folder")
+FORMAT = DataFormat(
+    "atomic", "RecBole atomic files: `NAME.inter` (+ `NAME.item`), tab-separated, `name:type` headers "
+    "(`user_id:token`, `rating:float`, `class:token_seq`)", _detect, load_atomic, _files,
+    detected_by="a `.inter` file or a folder holding one")

@@ -45,7 +45,7 @@ class DataFormat:
     detect: Callable[[Path], bool]
     read: Callable[[Path, LoadOptions], Loaded]
     files: Callable[[Path, LoadOptions], tuple[Path, tuple[Path, ...]]] = _just_the_path
-    examples: str = ""            # what a path looks like (README table)
+    detected_by: str = ""         # what a path of this format looks like (README table)
     fallback: bool = False        # tried after every other format (the generic table)
 
 
@@ -81,6 +81,6 @@ def detection_order() -> list[DataFormat]:
 
 def markdown_table() -> str:
     """The README's format table, from the registrations."""
-    rows = ["| format | what it reads | paths |", "|---|---|---|"]
-    rows += [f"| `{f.name}` | {f.description} | {f.examples} |" for f in map(get_format, FORMATS.names())]
+    rows = ["| format | what it reads | detected by |", "|---|---|---|"]
+    rows += [f"| `{f.name}` | {f.description} | {f.detected_by} |" for f in map(get_format, FORMATS.names())]
     return "\n".join(rows)

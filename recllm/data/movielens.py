@@ -135,6 +135,8 @@ def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
     return folder, tuple(folder / n for n in MOVIELENS_FILES if (folder / n).exists())
 
 
-FORMAT = DataFormat("movielens", "MovieLens raw releases as GroupLens ships them (100K, 1M, 10M, latest)",
-                    _detect, load_movielens, _files, examples="folder with `u.data`, `ratings.dat` or "
-                    "`ratings.csv` + `movies.csv`")
+FORMAT = DataFormat(
+    "movielens", "GroupLens releases: ml-100k (`u.data`, `u.item`, `u.genre`; latin-1, pipe-separated); ml-1m / "
+    "ml-10m (`ratings.dat`, `movies.dat`; `::`-separated, latin-1); ml-latest, ml-latest-small, ml-20m, ml-25m "
+    "(`ratings.csv`, `movies.csv`, UTF-8)", _detect, load_movielens, _files,
+    detected_by="`u.data`, `ratings.dat`, or `ratings.csv` next to `movies.csv` (or their folder)")

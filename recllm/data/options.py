@@ -23,25 +23,26 @@ class LoadOptions(StrictOptions):
     """
 
     format: str | None = Field(None, description="dataset format (default: detected from the path)")
-    user_col: str | None = Field(None, description="user id column of an interactions table")
-    item_col: str | None = Field(None, description="item id column of an interactions table")
-    time_col: str | None = Field(None, description="timestamp column (numbers or dates)")
-    rating_col: str | None = Field(None, description="rating column")
+    user_col: str | None = Field(None, description="user id column of an interactions table (default: found by name)")
+    item_col: str | None = Field(None, description="item id column of an interactions table (default: found by name)")
+    time_col: str | None = Field(None, description="timestamp column, numbers or dates (optional; default: found by name)")
+    rating_col: str | None = Field(None, description="rating column (optional; default: found by name)")
     id_col: str | None = Field(None, description="item id column of the catalog file")
-    title_col: str | None = Field(None, description="title column of the catalog (or interactions) table")
+    title_col: str | None = Field(None, description="title column of the catalog (or of the interactions table, which then builds the catalog)")
     genres_col: str | None = Field(None, description="genres/categories column of the catalog")
     description_col: str | None = Field(None, description="description column of the catalog")
-    items: str | None = Field(None, description="catalog file for an interactions table",
+    items: str | None = Field(None, description="catalog table for a `table` dataset (without it or --title-col, item ids are the titles)",
                               json_schema_extra={"metavar": "PATH"})
-    sep: str | None = Field(None, description="field separator of a CSV/TSV table")
-    encoding: str | None = Field(None, description="text encoding (e.g. latin-1)")
-    min_rating: float | None = Field(None, description="keep interactions rated at least this",
+    sep: str | None = Field(None, description="field separator of a text table (default: by extension, else sniffed)")
+    encoding: str | None = Field(None, description="text encoding (default utf-8; latin-1 for MovieLens .dat and u.* files)")
+    min_rating: float | None = Field(None, description="keep interactions rated at least R (the positives)",
                                      json_schema_extra={"metavar": "R"})
     duplicates: Literal["first", "last", "all"] = Field(
-        "first", description="repeated (user, item) pairs: keep first (default), last or all")
-    k_core: int | None = Field(None, ge=1, description="keep users and items with at least k interactions",
+        "first", description="repeated (user, item) pairs: keep the first in time (default), the last, or all")
+    k_core: int | None = Field(None, ge=1, description="iteratively drop users and items with fewer than K interactions",
                                json_schema_extra={"metavar": "K"})
-    domain: str | None = Field(None, description="singular noun for the items (movie, book, product)",
+    domain: str | None = Field(None, description="singular noun for the items in prompts (default: movie for MovieLens, by category for "
+                               "Amazon, item otherwise)",
                                json_schema_extra={"metavar": "NOUN"})
     domain_plural: str | None = Field(None, description="plural noun (default: --domain + s)",
                                       json_schema_extra={"metavar": "NOUN"})

@@ -195,6 +195,7 @@ def _files(path: Path, options: LoadOptions) -> tuple[Path, tuple[Path, ...]]:
     return path, (path, *items)
 
 
-FORMAT = DataFormat("table", "a generic interactions table with a column mapping (and an optional "
-                    "catalog table, `--items`)", _detect, load_table, _files,
-                    examples="`.csv` `.tsv` `.jsonl` `.json` `.parquet` (gzipped too)", fallback=True)
+FORMAT = DataFormat(
+    "table", "any CSV / TSV / JSONL (or a JSON array) / Parquet of interactions, with an optional catalog table "
+    "(`items`)", _detect, load_table, _files, detected_by="`.csv .tsv .jsonl .json .parquet ...` (tried last)",
+    fallback=True)

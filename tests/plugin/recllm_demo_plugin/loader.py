@@ -23,4 +23,4 @@ def read_demo(path: Path, options) -> Loaded:
 
 
 FORMAT = DataFormat("demo", "demo lines: user|item|timestamp|title", lambda p: p.suffix == ".demo", read_demo,
-                    examples="`x.demo`")
+                    detected_by="`x.demo`")
