@@ -19,6 +19,7 @@ COMMANDS = {
     "match": "recllm.commands.match",
     "eval": "recllm.commands.evaluate",
     "report": "recllm.commands.report",
+    "tune-baselines": "recllm.commands.tune_baselines",
     "demo": "recllm.commands.demo",
 }
 

@@ -132,3 +132,39 @@ def test_bpr_unknown_user_gets_popularity(tiny_dataset):
     stranger = UserCase("new", ("1",), (1.0,), (1,), "2", 2)
     scores = model.scores([stranger])[0]
     assert np.argmax(scores) == np.argmax(train.counts)
+
+
+def test_sasrec_learns_the_next_item_and_is_cached():
+    ds, cases = two_groups()
+    train = training_data(ds, cases)
+    opts = {**FAST["sasrec"], "epochs": 12, "patience": 12, "lr": 0.02, "dropout": 0.0}
+    model = get_baseline("sasrec", train, options=opts)
+    hits = sum(model.rank([c], 1)[0][0] == c.target for c in cases)
+    assert hits >= 16, hits                       # the own group's unseen item, nearly always
+    info = model.fit_info
+    assert info["device"] == "cpu" and info["best_epoch"] >= 1 and len(info["valid_history"]) >= 1
+    again = get_baseline("sasrec", train, options=opts)
+    assert again.fit_info["cached"] is True
+    assert np.allclose(model.scores(cases), again.scores(cases))
+
+
+def test_sasrec_divergence_is_an_error_and_nothing_is_cached():
+    from recllm import paths
+    ds, cases = two_groups()
+    with pytest.raises(RecllmError, match="SASRec training diverged"):
+        get_baseline("sasrec", training_data(ds, cases),
+                     options={**FAST["sasrec"], "lr": 1e20, "epochs": 5, "patience": 5})
+    assert not list(paths.subdir("fitted").glob("sasrec-*"))
+
+
+def test_sasrec_history_window_or_all(tiny_dataset):
+    from tests.test_baselines import cases_of
+    cases = cases_of(tiny_dataset)
+    train = training_data(tiny_dataset, cases)
+    full = get_baseline("sasrec", train, options=FAST["sasrec"])
+    shown = get_baseline("sasrec", train, options={**FAST["sasrec"], "history": "shown"})
+    short = [UserCase(c.user_id, c.history[-1:], c.ratings[-1:], c.timestamps[-1:], c.target,
+                      c.target_timestamp, seen=frozenset(c.history)) for c in cases]
+    # "all" reads the training sequence, whatever window the case shows
+    assert np.allclose(full.scores(short), full.scores(cases))
+    assert not np.allclose(shown.scores(short), shown.scores(cases))

@@ -17,6 +17,7 @@ BASELINES = Registry("baseline", "recllm.baselines", {
     "itemknn": "recllm.baselines.itemknn:ItemKNNBaseline",
     "bpr": "recllm.baselines.bpr:BPRBaseline",
     "ease": "recllm.baselines.ease:EASEBaseline",
+    "sasrec": "recllm.baselines.sasrec:SASRecBaseline",
     "embedding": "recllm.baselines.embedding:EmbeddingBaseline",
     "bm25": "recllm.baselines.bm25:BM25Baseline",
 })

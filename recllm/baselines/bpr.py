@@ -90,7 +90,7 @@ class BPRBaseline(Baseline):
             raise RecllmError("BPR training diverged (non-finite factors); nothing was cached",
                               where="baseline_options.bpr",
                               hint="lower learning_rate or raise regularization")
-        return {"user_factors": users, "item_factors": items}, "cuda" if gpu else "cpu"
+        return {"user_factors": users, "item_factors": items}, {"device": "cuda" if gpu else "cpu"}
 
     def scores(self, cases: Sequence[UserCase]) -> np.ndarray:
         out = np.zeros((len(cases), self.train.n_items))

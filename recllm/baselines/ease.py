@@ -84,7 +84,7 @@ class EASEBaseline(Baseline):
         if not np.isfinite(b).all():
             raise RecllmError("EASE solve gave non-finite weights; nothing was cached",
                               where="baseline_options.ease.l2", hint="raise l2")
-        return {"weights": b.astype(np.float32)}, "cpu"
+        return {"weights": b.astype(np.float32)}, {"device": "cpu"}
 
     def scores(self, cases: Sequence[UserCase]) -> np.ndarray:
         rows = np.zeros((len(cases), self.train.n_items), dtype=np.float32)

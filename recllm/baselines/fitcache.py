@@ -32,10 +32,11 @@ def fit_key(baseline, version: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
-def cached_fit(baseline, version: str, fit: Callable[[], tuple[State, str]],
+def cached_fit(baseline, version: str, fit: Callable[[], tuple[State, dict]],
                cache: bool = True) -> State:
-    """The fitted arrays of `baseline`: from the cache, or `fit()` -> (arrays, device) then
-    stored. Sets `baseline.fit_info` (seconds, device, cached, key) for results.json."""
+    """The fitted arrays of `baseline`: from the cache, or `fit()` -> (arrays, info) then
+    stored, `info` holding at least "device" (JSON values: epochs, validation score ...).
+    Sets `baseline.fit_info` (fit_seconds, device, cached, key ...) for results.json."""
     key = fit_key(baseline, version)
     path = paths.subdir("fitted") / f"{baseline.name}-{key}.npz"
     if cache and path.is_file():
@@ -45,9 +46,8 @@ def cached_fit(baseline, version: str, fit: Callable[[], tuple[State, str]],
             baseline.fit_info = {**meta, "cached": True, "key": key}
             return state
     t0 = time.perf_counter()
-    state, device = fit()
-    meta = {"fit_seconds": round(time.perf_counter() - t0, 3), "device": device,
-            "code_version": version}
+    state, info = fit()
+    meta = {"fit_seconds": round(time.perf_counter() - t0, 3), **info, "code_version": version}
     baseline.fit_info = {**meta, "cached": False, "key": key}
     if cache:
         _save(path, {**state, "__meta__": np.array(json.dumps(meta))})
