@@ -5,7 +5,7 @@ full forward pass over prompt + continuation per candidate, on real candidate pr
         [--candidates 20] [--max-history 50] [--threads N] [--json]
 
 Prompts are real: the `rank-sequential` template for ML-100K test users (leave-one-out) with
-the target and 19 seeded random unseen items as candidates (about 600 prompt tokens with 50
+the target and 19 seeded random unseen items as candidates (about 600 prompt tokens with 20
 history titles). Each candidate's continuation is "1. <title (year)>", the answer's first item.
 Both methods score the same token ids (recllm.backends.scoring's boundary rule), so their
 log-probabilities must agree (to ~1e-4, float32); the script fails if they do not.
@@ -29,14 +29,14 @@ def main() -> None:
     ap.add_argument("--template", default="rank-sequential")
     ap.add_argument("--users", type=int, default=3, help="prompts timed (each with --candidates continuations)")
     ap.add_argument("--candidates", type=int, default=20)
-    ap.add_argument("--max-history", type=int, default=50)
-    ap.add_argument("--batch-size", type=int, default=20, help="continuations per forward pass over the KV cache")
+    ap.add_argument("--max-history", type=int, default=20, help="history titles (20: ~600 prompt tokens)")
+    ap.add_argument("--batch-size", type=int, default=20, help="rows per forward pass of the batched method")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     from recllm.backends import ScoreRequest, get_backend
-    from recllm.backends.hf_score import full_pass_logprobs
+    from recllm.backends.hf_score import continuation_logprobs, full_pass_logprobs
     from recllm.backends.scoring import render, split_tokens
     from recllm.data import leave_one_out, load_dataset, sample_users
     from recllm.prompting import load_template, render_prompt
@@ -68,13 +68,18 @@ def main() -> None:
     full_pass_logprobs(model, dataclasses.replace(bounds[0], continuations=bounds[0].continuations[:1]), backend.device)
 
     started = time.perf_counter()
-    reused = backend.score(requests)
+    reused = backend.score(requests)  # what the backend does ("auto": packed for these models)
     reuse_s = time.perf_counter() - started
     assert not any(r.error for r in reused), [r.error for r in reused if r.error]
+    started = time.perf_counter()
+    rows = [continuation_logprobs(model, b, tokenizer.pad_token_id, backend.device, args.batch_size, method="batched")
+            for b in bounds]
+    rows_s = time.perf_counter() - started
     started = time.perf_counter()
     separate = [full_pass_logprobs(model, b, backend.device) for b in bounds]
     full_s = time.perf_counter() - started
     diff = max(abs(a - b) for r, s in zip(reused, separate) for a, b in zip(r.logprobs, s))
+    diff_rows = max(abs(a - b) for r, s in zip(rows, separate) for a, b in zip(r, s))
 
     import torch
 
@@ -87,6 +92,8 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "kv_reuse": {"seconds": round(reuse_s, 2), "per_prompt_s": round(reuse_s / len(requests), 3)},
+        "kv_reuse_rows": {"seconds": round(rows_s, 2), "per_prompt_s": round(rows_s / len(requests), 3),
+                          "max_abs_logprob_diff": float(f"{diff_rows:.2e}")},
         "full_passes": {"seconds": round(full_s, 2), "per_prompt_s": round(full_s / len(requests), 3)},
         "speedup": round(full_s / reuse_s, 2),
         "max_abs_logprob_diff": float(f"{diff:.2e}"),
@@ -99,12 +106,14 @@ def main() -> None:
               f"~{report['prompt_tokens_mean']} prompt tokens, ~{report['continuation_tokens_mean']} per continuation "
               f"· joint boundary {report['joint_boundary']} · torch threads {report['torch_threads']} "
               f"· load avg {report['load_average_1m']}")
-        print(f"KV reuse   : {reuse_s:7.2f} s = {report['kv_reuse']['per_prompt_s']:.3f} s per prompt")
+        print(f"KV reuse   : {reuse_s:7.2f} s = {report['kv_reuse']['per_prompt_s']:.3f} s per prompt (packed)")
+        print(f"  as rows  : {rows_s:7.2f} s = {report['kv_reuse_rows']['per_prompt_s']:.3f} s per prompt "
+              f"(copies of the cache; max |difference| {diff_rows:.2e})")
         print(f"full passes: {full_s:7.2f} s = {report['full_passes']['per_prompt_s']:.3f} s per prompt "
               f"({args.candidates} forward passes each)")
         print(f"speedup {report['speedup']}x · max |log-prob difference| {diff:.2e}")
-    if diff > 1e-3:
-        sys.exit(f"the two methods disagree: max |difference| {diff:.2e}")
+    if max(diff, diff_rows) > 1e-3:
+        sys.exit(f"the methods disagree: max |difference| {max(diff, diff_rows):.2e}")
 
 
 if __name__ == "__main__":
