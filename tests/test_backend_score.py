@@ -485,3 +485,14 @@ def test_packed_groups_and_the_sliding_window_rule(monkeypatch):
     assert not window(SimpleNamespace(sliding_window=512, layer_types=["sliding_attention"]), 400)  # fits in it
     assert not window(SimpleNamespace(sliding_window=32, use_sliding_window=False), 600)  # Qwen2: off
     assert window(SimpleNamespace(sliding_window=32), 600)  # Mistral-style
+
+
+def test_auto_method_falls_back_to_rows_where_a_mask_is_not_honoured():
+    from types import SimpleNamespace
+
+    from recllm.backends.hf_score import choose_method
+
+    assert choose_method(SimpleNamespace(_attn_implementation="sdpa"), 600) == "packed"
+    assert choose_method(SimpleNamespace(_attn_implementation=None), 600) == "packed"  # transformers' default
+    assert choose_method(SimpleNamespace(_attn_implementation="flash_attention_2"), 600) == "batched"
+    assert choose_method(SimpleNamespace(_attn_implementation="eager", sliding_window=512), 600) == "batched"

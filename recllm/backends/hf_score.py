@@ -70,7 +70,8 @@ def continuation_logprobs(model, bound: Boundary, pad: int, device: str, batch_s
     restart at the prompt's end for each and a 4D mask letting each see the prompt and its own
     earlier tokens only (no copies of the cache; about 2x faster on CPU). "batched": rows over
     copies of the cache (exact for sliding-window attention, which a custom mask would
-    override). "auto": packed unless the model slides a window shorter than the text."""
+    override). "auto": packed unless the model slides a window shorter than the text or runs an
+    attention kernel that takes no custom mask (flash attention)."""
     import torch
 
     accepted = inspect.signature(model.forward).parameters
@@ -78,8 +79,7 @@ def continuation_logprobs(model, bound: Boundary, pad: int, device: str, batch_s
     cache_arg = "cache" if "cache" in accepted else "past_key_values"  # renamed in transformers 5.2x
     conts = bound.continuations
     if method == "auto":
-        longest = len(bound.prompt) + max(len(c) for c in conts)
-        method = "batched" if _window(model.config, longest) else "packed"
+        method = choose_method(model.config, len(bound.prompt) + max(len(c) for c in conts))
     with torch.inference_mode():
         out = model(input_ids=torch.tensor([bound.prompt], device=device), use_cache=True, **keep)
         cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
@@ -92,6 +92,13 @@ def continuation_logprobs(model, bound: Boundary, pad: int, device: str, batch_s
                                     cache_arg):
                     sums[j] += value
     return sums
+
+
+def choose_method(config, length: int) -> str:
+    """"packed" where a custom mask is honoured exactly: sdpa or eager attention (flash kernels
+    take none) and no sliding window shorter than `length` tokens; else "batched"."""
+    masks = (getattr(config, "_attn_implementation", None) or "sdpa") in ("sdpa", "eager")
+    return "packed" if masks and not _window(config, length) else "batched"
 
 
 def _window(config, length: int) -> bool:
