@@ -90,6 +90,23 @@ class TitleMatcher:
         self.cutoff, self.tie_break, self.min_fuzzy_length = float(cutoff), tie_break, min_fuzzy_length
         self.year_window = 10**6 if year_window is None else year_window
         self.max_candidates, self.posting_budget, self.cache_size = max_candidates, posting_budget, cache_size
+        self._add_items(titles, years, alternates, popularity, subtitle_aliases)
+        self.has_popularity = popularity is not None
+        longest = max((len(t) for t in self.titles), default=0)
+        self.max_query_chars = max(MAX_QUERY_CHARS, longest + 100)
+        # Keys too long for any fuzzy query stay out of the fuzzy indexes (exact lookup only).
+        fuzzy_keys = [k if len(k) <= MAX_FUZZY_CHARS else "" for k in self.keys]
+        # How many titles use each word: tells a typo from another real word (see verify.py).
+        self.vocab: dict[str, int] = Counter(w for k in fuzzy_keys for w in set(k.split()))
+        self.index = GramIndex(fuzzy_keys, q=gram_size) if self.cutoff < 100 else None
+        self.words = WordIndex(fuzzy_keys) if self.cutoff < 100 else None
+        self._cache: dict[str, Match | None] = {}
+        self._key_array: np.ndarray | None = None  # keys as an object array, for fancy indexing
+
+    def _add_items(self, titles: Mapping[str, str], years, alternates, popularity,
+                   subtitle_aliases: bool) -> None:
+        """Per item: id, title, year, popularity, article, its match keys (display title and
+        alternates) and subtitle aliases; keys are shared by the items that have them."""
         self.ids: list[str] = []
         self.titles: list[str] = []
         self.years: list[int | None] = []
@@ -111,35 +128,28 @@ class TitleMatcher:
             self.years.append(None if year is None or year != year else int(year))
             self.popularity.append(float((popularity or {}).get(item_id, 0.0)))
             self.articles.append(leading_article(parts.display))
-            own: list[int] = []
-            for name in names:
-                key = match_key(name)
-                if not key:
-                    continue
-                kid = self._key_id.get(key)
-                if kid is None:
-                    kid = self._key_id[key] = len(self.keys)
-                    self.keys.append(key)
-                    self.key_items.append([])
-                if kid not in own:
-                    own.append(kid)
-                    self.key_items[kid].append(idx)
-            self.item_keys.append(tuple(own))
+            self.item_keys.append(self._own_keys(idx, names))
             own_aliases = aliases(parts.display) if subtitle_aliases else ()
             for alias in own_aliases:
                 self._alias.setdefault(alias, []).append(idx)
             self.item_alias.append(own_aliases)
-        self.has_popularity = popularity is not None
-        longest = max((len(t) for t in self.titles), default=0)
-        self.max_query_chars = max(MAX_QUERY_CHARS, longest + 100)
-        # Keys too long for any fuzzy query stay out of the fuzzy indexes (exact lookup only).
-        fuzzy_keys = [k if len(k) <= MAX_FUZZY_CHARS else "" for k in self.keys]
-        # How many titles use each word: tells a typo from another real word (see verify.py).
-        self.vocab: dict[str, int] = Counter(w for k in fuzzy_keys for w in set(k.split()))
-        self.index = GramIndex(fuzzy_keys, q=gram_size) if self.cutoff < 100 else None
-        self.words = WordIndex(fuzzy_keys) if self.cutoff < 100 else None
-        self._cache: dict[str, Match | None] = {}
-        self._key_array: np.ndarray | None = None  # keys as an object array, for fancy indexing
+
+    def _own_keys(self, idx: int, names: Sequence[str]) -> tuple[int, ...]:
+        """Key ids of an item's names, registering new keys and the item under each."""
+        own: list[int] = []
+        for name in names:
+            key = match_key(name)
+            if not key:
+                continue
+            kid = self._key_id.get(key)
+            if kid is None:
+                kid = self._key_id[key] = len(self.keys)
+                self.keys.append(key)
+                self.key_items.append([])
+            if kid not in own:
+                own.append(kid)
+                self.key_items[kid].append(idx)
+        return tuple(own)
 
     @classmethod
     def from_catalog(cls, catalog, **options) -> TitleMatcher:
