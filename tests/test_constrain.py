@@ -231,9 +231,10 @@ def test_two_million_titles_is_one_clear_error_with_the_limit_and_why():
         constrain.gbnf_for_titles(HugeCatalog(), 10)
 
 
-@pytest.mark.parametrize("spec, field", [({"titles": "Heat"}, "titles"), ({"titles": ["a"], "format": "json"}, "format"),
-                                         ({"titles": ["a"], "max_items": 0}, "max_items"),
-                                         ({"titles": ["a"], "k": 3}, "unknown field")])
+@pytest.mark.parametrize("spec, field", [
+    ({"titles": "Heat"}, "titles"), ({"titles": ["a"], "format": "json"}, "format"),
+    ({"titles": ["a"], "max_items": 0}, "max_items"), ({"titles": ["a"], "k": 3}, "unknown field"),
+    ({"titles": ["a"], "exclude": "a"}, "exclude")])
 def test_bad_specs_are_one_line_errors(spec, field):
     with pytest.raises(RecllmError) as err:
         constrain.parse_spec(spec)
