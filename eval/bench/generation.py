@@ -37,6 +37,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--dtype", default="auto", help="auto (float32 on CPU) | float32 | bfloat16")
     ap.add_argument("--backends", default=None, help="compare engines, e.g. transformers,llamacpp")
+    ap.add_argument("--batch-size", type=int, default=None,
+                    help="with --backends: requests decoded together (default: all of them)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.backends:
@@ -124,9 +126,10 @@ def compare(args) -> None:
 
     requests = bench_requests(args)
     threads = args.threads or idle_cores()  # the same for every engine
+    batch = args.batch_size or len(requests)
     options = {
-        "transformers": {"batch_size": len(requests), "threads": threads, "dtype": args.dtype},
-        "llamacpp": {"batch_size": len(requests), "threads": threads,
+        "transformers": {"batch_size": batch, "threads": threads, "dtype": args.dtype},
+        "llamacpp": {"batch_size": batch, "threads": threads,
                      "n_ctx": 2048},  # per request: the prompts are ~300-600 tokens
     }
     rows = []
@@ -147,13 +150,14 @@ def compare(args) -> None:
     base = rows[0]["tokens_per_s"]
     for row in rows:
         row["ratio"] = round(row["tokens_per_s"] / base, 2)
-    report = {"model": args.model, "requests": len(requests), "max_tokens": args.max_tokens, "threads": threads,
+    report = {"model": args.model, "requests": len(requests), "batch_size": batch, "max_tokens": args.max_tokens,
+              "threads": threads,
               "cpus": os.cpu_count(), "load_average_1m_end": round(os.getloadavg()[0], 2), "backends": rows}
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         print()
         return
-    print(f"model {args.model} · {len(requests)} prompts, batched · max {args.max_tokens} new tokens"
+    print(f"model {args.model} · {len(requests)} prompts, batches of {batch} · max {args.max_tokens} new tokens"
           f" · {threads} threads each · load avg at end {report['load_average_1m_end']}")
     for row in rows:
         print(f"{row['backend']:>12}: {row['tokens']:5d} tokens in {row['seconds']:7.2f} s = "
