@@ -9,6 +9,7 @@ transformers backend it is converted once more into a normal folder under
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -266,7 +267,26 @@ def fetch_gguf(alias: str, *, force: bool = False, log: Callable[[str], None] | 
     if not sources:
         raise RecllmError(f"model {alias!r} has no GGUF source", hint="pass a .gguf file path as the model instead")
     target.parent.mkdir(parents=True, exist_ok=True)
-    reasons = []
+    with _locked(target.with_name(target.name + ".lock")):  # one fetcher per file; others wait
+        if target.exists() and _gguf_info(target).exists() and not force:
+            return target  # another process fetched it meanwhile
+        return _fetch_gguf_from(spec, sources, target, log)
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    import fcntl
+
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _fetch_gguf_from(spec: ModelSpec, sources, target: Path, log: Callable[[str], None]) -> Path:
+    alias, reasons = spec.alias, []
     for kind, get in sources:
         try:
             served = get(spec, target, log)

