@@ -75,6 +75,18 @@ class PromptEcho:
             out.append(GenerationResult(["\n".join(lines)], prompt_tokens=len(text) // 4))
         return out
 
+    def score(self, requests):
+        """Score mode: each continuation's log-probability from the SHA-256 of prompt + it."""
+        from recllm.backends import ScoreResult
+
+        out = []
+        for r in requests:
+            text = json.dumps(r.messages if r.messages is not None else r.prompt, sort_keys=True)
+            values = [-(int(hashlib.sha256((text + c).encode()).hexdigest(), 16) % 1000) / 10.0
+                      for c in r.continuations]
+            out.append(ScoreResult(values, [len(c.split()) for c in r.continuations]))
+        return out
+
     def close(self):
         pass
 
