@@ -168,3 +168,37 @@ def test_sasrec_history_window_or_all(tiny_dataset):
     # "all" reads the training sequence, whatever window the case shows
     assert np.allclose(full.scores(short), full.scores(cases))
     assert not np.allclose(shown.scores(short), shown.scores(cases))
+
+
+def test_gini_and_intra_list_diversity():
+    from recllm.evaluate.metrics import gini_exposure, intra_list_diversity
+    assert gini_exposure([["a"], ["b"], ["c"], ["d"]], 4, 1) == 0.0          # equal exposure
+    assert gini_exposure([["a", "b"], ["a", "b"]], 4, 2) == 0.5              # half never shown
+    assert gini_exposure([["a"]] * 9, 10, 1) == pytest.approx(0.9)           # one item: (n-1)/n
+    assert intra_list_diversity(np.eye(3)) == pytest.approx(1.0)             # orthogonal
+    assert intra_list_diversity(np.ones((3, 2)) / np.sqrt(2)) == pytest.approx(0.0)
+    assert intra_list_diversity(np.eye(3)[:1]) is None
+
+
+def test_eval_records_training_gini_and_diversity(tmp_path, monkeypatch):
+    """A baselines-only run: results.json has each trained baseline's fit (seconds, device,
+    cache), gini for every system, and intra-list diversity once item embeddings exist."""
+    import json
+
+    import recllm.baselines.embedding as emb
+    from recllm.evaluate import load_config, run_eval
+
+    monkeypatch.setattr(emb, "encode", lambda texts, *a: np.eye(len(texts), 8, dtype=np.float32)
+                        + np.eye(len(texts), 8, k=1, dtype=np.float32) * 0.5)
+    ds, _ = two_groups()
+    cfg = load_config(None, {"model": None, "users": None, "output": str(tmp_path / "run"),
+                             "baselines": ["popularity", "bpr", "embedding"], "progress": False,
+                             "baseline_options": {"bpr": FAST["bpr"]}, "ci_resamples": 10},
+                      keep_none=["model"])
+    run_eval(cfg, dataset=ds, log=lambda m: None)
+    res = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert res["baseline_training"]["bpr"]["device"] == "cpu"
+    assert "embed_seconds" in res["baseline_training"]["embedding"]
+    for name in ("popularity", "bpr", "embedding"):
+        ba = res["systems"][name]["beyond_accuracy"]
+        assert 0 <= ba["gini@10"] <= 1 and "intra_list_diversity" in ba

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from recllm.evaluate.metrics import coverage, ranking_metrics, relevant_items
+from recllm.evaluate.metrics import coverage, gini_exposure, ranking_metrics, relevant_items
 from recllm.evaluate.stats import bootstrap_means, bootstrap_ratio
 
 # Validity counters every LLM answer carries (ints per user); rates are defined below.
@@ -90,10 +90,15 @@ def aggregate(samples: Sequence[dict[str, Any]], *, ks: Sequence[int], k: int,
                          dtype=float)
         extra = bootstrap_means({"popularity_percentile": pops, "novelty": novel},
                                 resamples=resamples, seed=seed) if len(pops) else {}
+        # intra-list diversity: only where the run had item embeddings (see pipeline)
+        ild = np.array([r["diversity"] for r in recs if r and r.get("diversity") is not None], float)
+        if len(ild):
+            extra.update(bootstrap_means({"intra_list_diversity": ild}, resamples=resamples, seed=seed))
         system: dict[str, Any] = {
             "kind": recs[0].get("kind", "baseline") if recs[0] else "baseline",
             "metrics": metrics,
-            "beyond_accuracy": {f"coverage@{k}": coverage(ranked, n_items, k), **extra},
+            "beyond_accuracy": {f"coverage@{k}": coverage(ranked, n_items, k),
+                                f"gini@{k}": gini_exposure(ranked, n_items, k), **extra},
         }
         if any(r and "validity" in r for r in recs):
             counts = {f: np.array([(r or {}).get("validity", {}).get(f, 0) for r in recs], float)

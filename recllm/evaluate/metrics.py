@@ -137,6 +137,8 @@ METRICS = Registry("metric", "recllm.metrics", {m.name: m for m in (
     Metric("coverage", "beyond-accuracy", True, column="coverage"),
     Metric("popularity_percentile", "beyond-accuracy", False, column="pop_pct"),
     Metric("novelty", "beyond-accuracy", True),
+    Metric("gini", "beyond-accuracy", False),
+    Metric("intra_list_diversity", "beyond-accuracy", True),
 )})
 
 
@@ -226,3 +228,36 @@ def novelty(items: Sequence[str], counts: dict[str, int], n_users: int) -> float
         return None
     c = np.array([max(counts.get(i, 0), 1) for i in items], dtype=float)
     return float(np.mean(-np.log2(c / n_users)))
+
+
+def gini_exposure(ranked: Sequence[Sequence[str]], n_items: int, k: int) -> float:
+    """Gini index of exposure@k over the catalog: 0 = every item recommended equally often,
+    -> 1 = all exposure on one item. x_(1) <= ... <= x_(n) are the times each of the n catalog
+    items appears in anyone's top k (items never recommended count as 0).
+
+    .. math:: G = \\frac{\\sum_{i=1}^{n} (2i - n - 1)\\, x_{(i)}}{n \\sum_i x_{(i)}}
+    """
+    counts: dict[str, int] = {}
+    for lst in ranked:
+        for item in lst[:k]:
+            counts[item] = counts.get(item, 0) + 1
+    n = max(n_items, len(counts))
+    if not counts or n == 0:
+        return 0.0
+    x = np.zeros(n)
+    x[n - len(counts):] = np.sort(np.fromiter(counts.values(), dtype=float))
+    return float(np.sum((2 * np.arange(1, n + 1) - n - 1) * x) / (n * x.sum()))
+
+
+def intra_list_diversity(vectors: np.ndarray) -> float | None:
+    """Mean pairwise cosine distance among one list's items (rows: unit item embeddings).
+
+    .. math:: \\mathrm{ILD} = \\frac{2}{|L|(|L|-1)} \\sum_{i<j} (1 - \\cos(v_i, v_j))
+
+    None for lists of fewer than two embedded items.
+    """
+    n = len(vectors)
+    if n < 2:
+        return None
+    sims = vectors @ vectors.T
+    return float((n * n - sims.sum()) / (n * (n - 1)))  # diagonal: 1 - cos(v, v) = 0

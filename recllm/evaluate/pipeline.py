@@ -23,7 +23,7 @@ import numpy as np
 
 from recllm.data.schema import UserCase
 from recllm.evaluate.config import EvalConfig
-from recllm.evaluate.metrics import novelty, relevant_items, users_metrics
+from recllm.evaluate.metrics import intra_list_diversity, novelty, relevant_items, users_metrics
 from recllm.evaluate.schema import SCHEMA_VERSION
 from recllm.evaluate.setup import RunPlan
 
@@ -45,6 +45,10 @@ def score_records(cfg: EvalConfig, plan: RunPlan, batch: Sequence[UserCase], ord
         systems.append((name, [{"kind": "baseline", "ranked": r} for r in ranked]))
     relevant = [relevant_items(c) for c in batch]
     counts, index, pct = plan.train.counts, plan.train.index, plan.percentiles
+    # Item embeddings for intra-list diversity, when a baseline of this run has them (the
+    # embedding baseline); without them no record carries "diversity" (nothing else changes).
+    vectors = next((b.item_vectors for b in plan.baselines.values()
+                    if getattr(b, "item_vectors", None) is not None), None)
     for _, recs in systems:
         per_user = users_metrics([r["ranked"] for r in recs], relevant, cfg.ks)
         for r, metrics in zip(recs, per_user):
@@ -55,6 +59,9 @@ def score_records(cfg: EvalConfig, plan: RunPlan, batch: Sequence[UserCase], ord
             nov = novelty(top, {i: int(counts[index[i]]) for i in top if i in index},
                           plan.train.n_users)
             r["novelty"] = round(nov, 10) if nov is not None else None
+            if vectors is not None:
+                ild = intra_list_diversity(vectors[[index[i] for i in top if i in index]])
+                r["diversity"] = round(ild, 10) if ild is not None else None
     lines = []
     for u, case in enumerate(batch):
         rec: dict[str, Any] = {

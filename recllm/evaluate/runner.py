@@ -194,6 +194,10 @@ def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str,
                     "requests": sum(e.get("requests", 0) for e in events)},
         "environment": rundir.environment(),
     }
+    # How each trained baseline was fitted here: seconds, device, cache hit (Baseline.fit_info)
+    fitted = {n: b.fit_info for n, b in (plan.baselines.items() if plan else []) if b.fit_info}
+    if fitted:
+        results["baseline_training"] = fitted
     return results
 
 
