@@ -106,6 +106,9 @@ def test_structured_outputs_become_grammars():
     assert structured_body({"regex": r"[a-z]+/\d"})["grammar"] == "%llguidance {}\nstart: /[a-z]+\\/\\d/"
     assert structured_body({"json": {"type": "object"}}) == {"json_schema": {"type": "object"}}
     assert structured_body({"grammar": 'root ::= "x"'}) == {"grammar": 'root ::= "x"'}
+    titles = structured_body({"titles": ["Heat (1995)", "Fargo (1996)"], "max_items": 2,
+                              "exclude": ["Fargo (1996)"]})["grammar"]
+    assert '"Heat (1995)' in titles and "Fargo" not in titles  # constrain: catalog / candidates
     assert gbnf_literal("a\nb\x7f") == '"a\\x0Ab\\x7F"' and gbnf_literal("Cité") == '"Cité"'
     with pytest.raises(RecllmError, match="did you mean 'regex'"):
         structured_body({"regx": "a"})

@@ -216,8 +216,16 @@ def check_params(params: SamplingParams) -> None:
 
 
 def structured_body(structured: dict[str, Any]) -> dict[str, Any]:
-    """`structured` as llama.cpp request fields: a GBNF `grammar` (choice, raw grammar), a
-    `json_schema`, or a regex through llguidance's Lark syntax (GBNF has no regexes)."""
+    """`structured` as llama.cpp request fields: a GBNF `grammar` (choice, raw grammar, a title
+    list: recllm.backends.constrain), a `json_schema`, or a regex through llguidance's Lark
+    syntax (GBNF has no regexes)."""
+    from recllm.backends import constrain
+
+    if constrain.is_titles_spec(structured):
+        spec = constrain.parse_spec(structured)
+        return {"grammar": constrain.gbnf_for_titles(spec.titles, spec.max_items,
+                                                     numbered=spec.format == "numbered",
+                                                     exclude=spec.exclude)}
     if len(structured) != 1:
         raise RecllmError(f"structured output takes one key, got {sorted(structured)}",
                           hint="one of choice, regex, json, grammar")
