@@ -236,6 +236,8 @@ def test_structured_outputs_translation(server):
     b = backend(server)
     _, body = b.body(GenerationRequest(prompt="x", structured={"choice": ["a", "b"]}))
     assert body["structured_outputs"] == {"choice": ["a", "b"]}
+    _, body = b.body(GenerationRequest(prompt="x", structured={"titles": ["Heat (1995)"], "max_items": 1}))
+    assert list(body["structured_outputs"]) == ["grammar"] and "Heat (1995)" in body["structured_outputs"]["grammar"]
     o = backend(server, structured_format="openai")
     _, body = o.body(GenerationRequest(prompt="x", structured={"json": {"type": "object"}}))
     assert body["response_format"]["json_schema"]["schema"] == {"type": "object"}

@@ -176,6 +176,10 @@ class OpenAIBackend(Backend):
         return path, body | self.options.extra_body
 
     def _structured(self, structured: dict[str, Any]) -> dict[str, Any]:
+        from recllm.backends import constrain
+
+        if constrain.is_titles_spec(structured):  # a title list -> its GBNF grammar (vLLM reads it)
+            structured = constrain.vllm_structured_for_titles(constrain.parse_spec(structured))
         if self.options.structured_format == "vllm":  # vLLM >= 0.12 server field
             return {"structured_outputs": dict(structured)}
         if set(structured) != {"json"}:
