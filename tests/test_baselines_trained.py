@@ -202,3 +202,20 @@ def test_eval_records_training_gini_and_diversity(tmp_path, monkeypatch):
     for name in ("popularity", "bpr", "embedding"):
         ba = res["systems"][name]["beyond_accuracy"]
         assert 0 <= ba["gini@10"] <= 1 and "intra_list_diversity" in ba
+
+
+def test_tune_baselines_scores_on_the_validation_target_only():
+    from recllm.commands.tune_baselines import tune
+    from recllm.evaluate import load_config
+
+    ds, _ = two_groups()
+    cfg = load_config(None, {"model": None, "users": None, "protocol": "candidates",
+                             "negatives": 3, "split": "test"}, keep_none=["model"])
+    out = tune(cfg, {"ease": {"l2": [0.5, 1e6]}}, log=lambda m: None, dataset=ds)
+    assert out["split"] == "valid" and out["users"] == 20
+    points = out["baselines"]["ease"]["points"]
+    assert [p["options"] for p in points] == [{"l2": 0.5}, {"l2": 1e6}]
+    assert out["baselines"]["ease"]["best"] == max(points, key=lambda p: p["score"])["options"]
+    assert points[0]["fit_info"]["cached"] is False
+    with pytest.raises(RecllmError, match="no cutoff"):
+        tune(cfg, {"ease": {"l2": [1.0]}}, metric="ndcg", log=lambda m: None, dataset=ds)

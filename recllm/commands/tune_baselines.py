@@ -31,7 +31,8 @@ def grid_points(grid: dict[str, Any]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 
-def tune(cfg, grid: dict[str, dict[str, Any]], metric: str = "ndcg@10", log=print) -> dict[str, Any]:
+def tune(cfg, grid: dict[str, dict[str, Any]], metric: str = "ndcg@10", log=print,
+         dataset=None) -> dict[str, Any]:
     """{baseline: {"best": options, "score": x, "points": [{options, score, fit_info}]}}."""
     import time
 
@@ -46,7 +47,7 @@ def tune(cfg, grid: dict[str, dict[str, Any]], metric: str = "ndcg@10", log=prin
     name, _, k = metric.partition("@")
     if not k.isdigit():
         raise RecllmError(f"metric {metric!r} has no cutoff", where="--metric", hint="e.g. ndcg@10")
-    plan = build_plan(cfg, log=log)
+    plan = build_plan(cfg, log=log, dataset=dataset)
     cands = ([list(plan.candidates[c.user_id].items) for c in plan.cases]
              if plan.candidates else None)
     relevant = [relevant_items(c) for c in plan.cases]
