@@ -213,7 +213,7 @@ def test_real_engine_structured_seeded_and_too_long(smollm2):
 def test_default_threads_leave_busy_cores_alone(monkeypatch):
     import os
 
-    from recllm.backends.llamacpp import idle_cores
+    from recllm.backends.cpu import idle_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0, 0))

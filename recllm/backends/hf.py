@@ -38,7 +38,7 @@ class TransformersOptions(StrictOptions):
     max_new_tokens: int | None = None  # hard cap over every request's max_tokens
     revision: str | None = None  # hub revision, for hub ids
     trust_remote_code: bool = False
-    threads: int | None = None  # torch CPU threads; None keeps torch's default
+    threads: int | None = None  # torch CPU threads; None: the idle cores (recllm.backends.cpu)
 
 
 class TransformersBackend(Backend):
@@ -67,9 +67,11 @@ class TransformersBackend(Backend):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from recllm.backends.cpu import idle_cores
+
         opts = self.options
-        if opts.threads:
-            torch.set_num_threads(opts.threads)
+        if self.device == "cpu":  # a busy machine: fewer threads, or they stall each other
+            torch.set_num_threads(opts.threads or idle_cores())
         kwargs = {"revision": opts.revision, "trust_remote_code": opts.trust_remote_code}
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.resolved.path, **kwargs)

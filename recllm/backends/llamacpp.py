@@ -11,7 +11,6 @@ tokenizer through its /apply-template and /tokenize routes on loopback, guarded 
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -29,6 +28,7 @@ from recllm.backends.base import (
     cut_at_stop,
     messages_of,
 )
+from recllm.backends.cpu import idle_cores
 from recllm.errors import RecllmError
 from recllm.models import DEFAULT_MODEL, file_sha256, resolve_gguf
 from recllm.options import StrictOptions
@@ -191,18 +191,6 @@ class LlamaCppBackend(Backend):
         if self._http is not None:
             self._http.close()
         self._server = self._http = None  # the server's destructor stops its loop
-
-
-def idle_cores() -> int:
-    """Cores minus the 1-minute load average, at least 1. llama.cpp's threads wait for each
-    other at every step: on a busy machine a thread that is not scheduled stalls the rest
-    (measured on a loaded 2-core machine: 2 threads 0.3 tokens/s, 1 thread 8.8)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        return cores
-    return max(1, min(cores, round(cores - load)))
 
 
 def check_params(params: SamplingParams) -> None:
