@@ -32,7 +32,7 @@ from recllm.data.schema import UserCase
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 
-VERSION = "sasrec-1"
+VERSION = "sasrec-2"
 
 
 class SASRecOptions(StrictOptions):
@@ -43,6 +43,8 @@ class SASRecOptions(StrictOptions):
     dropout: float = Field(0.2, ge=0, lt=1)
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     batch_size: int = Field(128, ge=1, description="sequences per step")
+    negatives: int = Field(0, ge=0, description="0 = softmax over the whole catalog; N = over "
+                           "the target and N uniform negatives shared by the batch (cheaper)")
     epochs: int = Field(200, ge=1, description="most passes over the training sequences")
     patience: int = Field(3, ge=1, description="stop after this many epochs without a better "
                           "validation NDCG@10")
@@ -75,12 +77,18 @@ def _net(n_items: int, o: SASRecOptions):
                 o.hidden, o.heads, dim_feedforward=o.hidden, dropout=o.dropout,
                 batch_first=True, norm_first=True) for _ in range(o.blocks))
             self.norm = nn.LayerNorm(o.hidden)
+            self.in_norm = nn.LayerNorm(o.hidden)
+            for m in self.modules():               # small init (RecBole's initializer_range)
+                if isinstance(m, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(m.weight, std=0.02)
+                if isinstance(m, nn.Linear) and m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
         def forward(self, seq):                       # seq: (B, L) item index + 1, left-padded
             length = seq.shape[1]
             keep = (seq > 0).unsqueeze(-1).float()
-            x = self.items(seq) * o.hidden ** 0.5 + self.pos.weight[o.max_len - length:]
-            x = self.drop(x) * keep
+            x = self.items(seq) + self.pos.weight[o.max_len - length:]
+            x = self.drop(self.in_norm(x)) * keep
             causal = torch.triu(torch.full((length, length), float("-inf"), device=seq.device), 1)
             for layer in self.layers:
                 x = layer(x, src_mask=causal) * keep  # padding stays zero (as in SASRec)
@@ -173,7 +181,7 @@ class SASRecBaseline(Baseline):
                 inp, lab = x[:, :-1], x[:, 1:]
                 h = net(inp)
                 real = lab > 0
-                loss = torch.nn.functional.cross_entropy(net.logits(h[real]), lab[real] - 1)
+                loss = self._loss(net, h[real], lab[real] - 1, rng)
                 if not torch.isfinite(loss):
                     raise RecllmError(f"SASRec training diverged (loss {loss.item()} at epoch "
                                       f"{epoch}); nothing was cached", where="baseline_options.sasrec",
@@ -183,7 +191,7 @@ class SASRecBaseline(Baseline):
                 opt.step()
                 total += loss.item()
             score = self._validate(net, [seqs[i] for i in val])
-            history.append(round(score, 5))
+            history.append(round(float(score), 5))
             if score > best:
                 best, best_epoch, stale = score, epoch, 0
                 best_state = {k: v.detach().cpu().numpy().copy() for k, v in net.state_dict().items()}
@@ -192,9 +200,24 @@ class SASRecBaseline(Baseline):
                 if stale >= o.patience:
                     break
         info = {"device": self.device, "epochs_run": epoch, "best_epoch": best_epoch,
-                "valid_ndcg@10": round(best, 5), "valid_history": history,
+                "valid_ndcg@10": round(float(best), 5), "valid_history": history,
                 "train_sequences": len(fit_seqs)}
         return best_state, info
+
+    def _loss(self, net, h, target, rng):
+        """Next-item cross-entropy: over every item, or over the target and `negatives`
+        uniform items shared by the batch (a sampled negative equal to the target is masked)."""
+        import torch
+        f = torch.nn.functional
+        n = self.options.negatives
+        if n == 0 or n >= self.train.n_items:
+            return f.cross_entropy(net.logits(h), target)
+        neg = torch.from_numpy(rng.integers(0, self.train.n_items, size=n)).to(h.device)
+        emb = net.items.weight[1:]
+        pos = (h * emb[target]).sum(-1, keepdim=True)
+        other = (h @ emb[neg].T).masked_fill(neg[None, :] == target[:, None], float("-inf"))
+        logits = torch.cat([pos, other], dim=1)
+        return f.cross_entropy(logits, torch.zeros(len(h), dtype=torch.long, device=h.device))
 
     def _validate(self, net, seqs: list[np.ndarray]) -> float:
         """NDCG@10 over the full catalog of each sequence's last item given the rest."""
