@@ -150,6 +150,7 @@ IDENTITY_CASES = {
                [{"extra_body": {"top_k": 5}}, {"structured_format": "openai"}, {"revision": "r2"},
                 {"base_url": "http://127.0.0.1:9/v2"}, {"model": "m2"}, {"tokenizer": "org/chat"}]),
     "scripted": ({"answers": {"u1": "a"}}, [{"answers": {"u1": "b"}}, {"scores": {"u1": {"a": -1.0}}}]),
+    "llamacpp": ({}, [{"n_ctx": 2048}, {"max_new_tokens": 32}]),
 }
 
 
@@ -168,11 +169,19 @@ def test_real_backend_identity_changes_with_every_answer_setting(name, tmp_path)
     base, variants = IDENTITY_CASES[name]
     if name in ("transformers", "vllm"):
         base = {"model": _folder(tmp_path)}
+    if name == "llamacpp":
+        pytest.importorskip("xllamacpp")
+        gguf = tmp_path / "m.gguf"
+        gguf.write_bytes(b"GGUF" + b"w" * 2_000_000)
+        base = {"model": str(gguf)}
     idents = [get_backend(name, **base).identity()] + [get_backend(name, **(base | v)).identity() for v in variants]
     keys = {cache_key(i, GenerationRequest(prompt="p")) for i in idents}
     assert len(keys) == len(idents), idents
     if name in ("transformers", "vllm"):  # a fine-tune saved in place over the base: new weights, new key
         _folder(tmp_path, weights=b"v" * 2_000_000)
+        assert get_backend(name, **base).identity() != idents[0]
+    if name == "llamacpp":  # a GGUF rewritten in place: new content hash, new key
+        gguf.write_bytes(b"GGUF" + b"v" * 2_000_000)
         assert get_backend(name, **base).identity() != idents[0]
 
 
