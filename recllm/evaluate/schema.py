@@ -32,6 +32,8 @@ class SystemSample(_Open):
         description="per-user metrics: rank (1-based, null when no relevant item) and NAME@K")
     popularity: float | None = Field(None, description="mean popularity percentile of the top k")
     novelty: float | None = Field(None, description="mean self-information of the top k")
+    diversity: float | None = Field(None, description="intra-list diversity of the top k "
+                                    "(only with the embedding baseline's item vectors)")
     # LLM systems only
     prompt: list[dict[str, str]] | str | None = None
     raw: list[str] | None = Field(None, description="the answer text of every ask")
