@@ -32,7 +32,7 @@ def fingerprint(files: list[Path]) -> list[list]:
     return out
 
 
-def cache_key(source: str, options: dict[str, Any], files: list[Path]) -> str:
+def table_key(source: str, options: dict[str, Any], files: list[Path]) -> str:
     payload = {"v": CACHE_VERSION, "source": source, "options": options, "files": fingerprint(files)}
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]

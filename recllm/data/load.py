@@ -27,7 +27,7 @@ def load_dataset(name_or_path: str | Path, *, log: Log = stderr_log, **options: 
     """
     opts = LoadOptions.parse(options, where="load_dataset")
     named, plan, source = _resolve(name_or_path, opts, log)
-    key = cache.cache_key(named or str(plan.path.resolve()), opts.model_dump(exclude={"cache"}), list(plan.files))
+    key = cache.table_key(named or str(plan.path.resolve()), opts.model_dump(exclude={"cache"}), list(plan.files))
     if opts.cache:
         hit = cache.load_cached(key)
         if hit is not None:

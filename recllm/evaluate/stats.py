@@ -92,11 +92,9 @@ def paired_test(a: np.ndarray, b: np.ndarray, *, resamples: int = 10000, seed: i
     p = float((np.sum(null >= abs(mean) - 1e-12) + 1) / (resamples + 1))
     sd = d.std(ddof=1)
     t = float(mean / (sd / np.sqrt(n))) if sd > 0 else float("nan")
-    try:
-        from scipy import stats as sps
-        p_t = float(2 * sps.t.sf(abs(t), df=n - 1)) if sd > 0 else float("nan")
-    except ImportError:  # scipy is optional; the permutation p-value is the primary one
-        p_t = float("nan")
+    from scipy import stats as sps
+
+    p_t = float(2 * sps.t.sf(abs(t), df=n - 1)) if sd > 0 else float("nan")
     if sd == 0:  # all deltas equal: no evidence beyond the (possibly zero) constant shift
         p = 1.0 if mean == 0 else p
     return {**out, "ci_low": float(lo), "ci_high": float(hi), "p_value": p, "t": t, "p_t": p_t}
