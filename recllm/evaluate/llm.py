@@ -2,9 +2,9 @@
 
 One object per run holds the template, the (cached) backend and the matcher. `prepare` renders
 a batch of users, `generate` sends it, `finish` turns the answers into per-user records; none
-of them sees targets: the UserCase passed to the
-template carries one, but templates only read history (see recllm.prompting.context), and
-nothing here reads `case.target`. No retries conditioned on the answer, no padding.
+of them sees targets: the UserCase passed to the template carries one, but templates only read
+history (see recllm.prompting.context), and nothing here reads `case.target`. No retries
+conditioned on the answer, no padding.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from recllm.backends.scripted import ask_key
 from recllm.data.schema import RecDataset, UserCase
 from recllm.errors import RecllmError
 from recllm.evaluate import scoring
+from recllm.evaluate.candidates import CandidateSet, merge_rankings, shuffled
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.grounder import Grounder
-from recllm.backends.scripted import ask_key
-from recllm.evaluate.candidates import CandidateSet, merge_rankings, shuffled
 
 
 @dataclass
