@@ -58,6 +58,12 @@ class Protocol:
         base = {"name": self.name, "split": f"leave-one-out ({cfg.split})", "ks": cfg.ks,
                 "exclude_history": cfg.exclude_history}
         extra = self.describe(cfg)
+        if cfg.constrain != "none":
+            extra["description"] += f" (decoding constrained to {cfg.constrain} titles)"
+            extra["constrain"] = cfg.constrain
+        if cfg.mode == "score":
+            extra["description"] += f" (ranked by likelihood: score mode, {cfg.score_norm})"
+            extra["mode"] = "score"
         if self.uses_candidates:
             extra.update(shuffle=cfg.shuffle_candidates, reasks=cfg.reasks,
                          reasks_merge=cfg.reasks_merge if cfg.reasks else None)
@@ -98,8 +104,7 @@ def _retrieved(cfg: "EvalConfig", plan: "RunPlan", split: "Split") -> None:
 
 
 def _full_info(cfg: "EvalConfig") -> dict[str, Any]:
-    return {"description": f"full-catalog generation: the model names {cfg.k} items freely",
-            "k": cfg.k}
+    return {"description": f"full-catalog generation: the model names {cfg.k} items", "k": cfg.k}
 
 
 def _sampled_info(cfg: "EvalConfig") -> dict[str, Any]:
