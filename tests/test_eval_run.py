@@ -306,9 +306,12 @@ def test_torn_events_line_is_repaired_on_resume(tmp_path, tiny_dataset):
 
 
 def test_workers_are_not_forked_from_the_process_holding_the_engine(tmp_path, tiny_dataset):
-    """Workers come from a fork server, so no engine thread's lock is copied into them."""
+    """An engine thread exists (as torch's or httpx's would): workers come from a fork server,
+    so no lock of it is copied into them; a single-threaded process forks."""
     import os
+    import threading
 
+    from recllm.evaluate import pipeline
     from recllm.evaluate.llm import LLMRecommender
     from recllm.evaluate.pipeline import Pipeline, _STATE
     from recllm.evaluate.setup import build_plan
@@ -316,14 +319,27 @@ def test_workers_are_not_forked_from_the_process_holding_the_engine(tmp_path, ti
     cfg = config(tmp_path, workers=2).resolved()
     plan = build_plan(cfg, log=lambda m: None, dataset=tiny_dataset)
     llm = LLMRecommender(cfg, plan.dataset)
-    pipe = Pipeline(cfg, plan, {c.user_id: i for i, c in enumerate(plan.cases)}, llm,
-                    plan.cases, workers=2)
+    stop = threading.Event()
+    engine = threading.Thread(target=stop.wait, daemon=True)
+    engine.start()
     try:
-        assert pipe.pool.apply(os.getppid) != os.getpid()
-        assert pipe.pool.apply(_worker_has_no_engine)
+        assert pipeline.start_method() in ("forkserver", "spawn")
+        pipe = Pipeline(cfg, plan, {c.user_id: i for i, c in enumerate(plan.cases)}, llm,
+                        plan.cases, workers=2)
+        try:
+            assert pipe.pool.apply(os.getppid) != os.getpid()
+            assert pipe.pool.apply(_worker_has_no_engine)
+        finally:
+            pipe.close()
     finally:
-        pipe.close()
+        stop.set()
+        engine.join()
     assert not _STATE
+    pipeline._threads, saved = (lambda: 1), pipeline._threads
+    try:
+        assert pipeline.start_method() == "fork"
+    finally:
+        pipeline._threads = saved
 
 
 def _worker_has_no_engine():

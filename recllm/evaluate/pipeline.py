@@ -3,10 +3,10 @@
 Rendering, grounding and scoring are CPU work; generation belongs to the backend, which lives
 in the main process (it may hold a model). With `workers > 1` the CPU stages of each batch are
 split across worker processes, which is what lets the pipeline keep up with a fast engine or
-the scripted backend. Workers are started by a fork server (a fresh interpreter), never forked
-from this process: by then the engine's threads (torch, tokenizers, httpx) exist, and a fork
-copies their locks in whatever state they are. Each worker gets the plan and the LLM's CPU half
-(template, matcher; no engine) pickled once. Output is identical either way: every record
+the scripted backend. Workers are forked only while this process has a single thread; once an
+engine's threads exist (torch, tokenizers, httpx), a fork would copy their locks in whatever
+state they are, so workers come from a fork server (a fresh interpreter) instead, and each gets
+the plan and the LLM's CPU half (template, matcher; no engine) pickled once. Output is identical either way: every record
 depends only on its own user.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import pickle
 import time
 from collections.abc import Sequence
@@ -97,6 +98,47 @@ def _finish(lo: int, hi: int, prep, results) -> tuple[list[str], float]:
         time.perf_counter() - t0
 
 
+def start_method() -> str:
+    """`fork` while this process has a single thread (a fork then copies no lock mid-state, and
+    costs nothing); otherwise a fork server (a fresh interpreter), or spawn where there is none."""
+    methods = multiprocessing.get_all_start_methods()
+    if "fork" in methods and _threads() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+PRELOAD = ["recllm.evaluate.pipeline", "recllm.evaluate.llm", "recllm.baselines.itemknn",
+           "recllm.grounding", "recllm.prompting"]
+
+
+def warm_up() -> None:
+    """Start the fork server now, importing what workers need, so it is ready (and they start
+    in milliseconds) by the time the plan is built and the pool is made."""
+    if start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        multiprocessing.set_forkserver_preload(PRELOAD)
+        forkserver.ensure_running()
+
+
+def _threads() -> int:
+    """Threads of this process, native ones included (torch, tokenizers, httpx); 0 if unknown."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 0
+
+
+def _slim(plan: RunPlan) -> RunPlan:
+    """The plan as workers need it: everything but the interactions table (render, grounding
+    and scoring read the catalog, the training data and the fitted baselines), so a worker
+    unpickles a few MB instead of ML-1M's 112."""
+    from dataclasses import replace
+
+    dataset = replace(plan.dataset, interactions=plan.dataset.interactions.iloc[:0])
+    return replace(plan, dataset=dataset)
+
+
 def _install(blob: bytes) -> None:
     """Worker initializer: the state the stages read, unpickled once per worker."""
     _STATE.update(pickle.loads(blob))
@@ -114,11 +156,15 @@ class Pipeline:
         # Rendering with a token budget needs the engine's tokenizer: it stays in this process.
         self.render_here = llm is not None and llm.needs_engine_to_render
         if self.workers > 1 and len(pending) > 1:
-            method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-            state = {**_STATE, "llm": llm.without_backend() if llm is not None else None}
-            blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
-            self.pool = multiprocessing.get_context(method).Pool(
-                self.workers, initializer=_install, initargs=(blob,))
+            method = start_method()
+            if method == "fork":  # nothing but this thread exists: the children inherit _STATE
+                self.pool = multiprocessing.get_context(method).Pool(self.workers)
+            else:
+                state = {**_STATE, "plan": _slim(plan),
+                         "llm": llm.without_backend() if llm is not None else None}
+                blob = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+                self.pool = multiprocessing.get_context(method).Pool(
+                    self.workers, initializer=_install, initargs=(blob,))
 
     def _parts(self, lo: int, hi: int) -> list[tuple[int, int]]:
         n = self.workers if self.pool is not None else 1

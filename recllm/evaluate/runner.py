@@ -68,6 +68,9 @@ def run_one(cfg: EvalConfig, run_dir: Path, *, resume: bool = False, log: Log = 
 def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backend, dataset
                 ) -> dict[str, Any] | None:
     t_start = time.perf_counter()
+    if cfg.workers > 1:
+        from recllm.evaluate.pipeline import warm_up
+        warm_up()  # the workers' fork server imports recllm while the plan is built
     rundir.prepare(run_dir, cfg.to_yaml(), cfg.hash(), resume)
     done = rundir.read_records(run_dir / rundir.SAMPLES, repair=True)
     plan = build_plan(cfg, log=log, dataset=dataset)
