@@ -17,7 +17,7 @@ from recllm.evaluate import rundir
 from recllm.evaluate.aggregate import aggregate
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.schema import SCHEMA_VERSION
-from recllm.evaluate.setup import RunPlan, build_plan, protocol_info
+from recllm.evaluate.setup import RunPlan, build_plan
 
 Log = Callable[[str], None]
 
@@ -181,7 +181,7 @@ def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str,
     results: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "name": cfg.name or run_dir.name,
-        "protocol": protocol_info(cfg),
+        "protocol": cfg.protocol_spec.info(cfg),
         "dataset": plan.dataset.stats() if plan else {"name": cfg.dataset},
         "users": {"evaluated": metrics["users"], "requested": cfg.users,
                   "skipped": plan.skipped if plan else {}, "split": plan.split if plan else {}},

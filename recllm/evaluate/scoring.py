@@ -43,8 +43,9 @@ def score_request(rendered, key: str):
 
 def ranking(showing: Sequence[str], scores: Sequence[float]) -> list[str]:
     """Candidates by score, highest first; ties keep the shown order (as the baselines do)."""
-    order = sorted(range(len(showing)), key=lambda i: (-scores[i], i))
-    return [showing[i] for i in order]
+    from recllm.backends.scoring import ranking as order
+
+    return [showing[i] for i in order(scores)]
 
 
 def ask_scores(result, prior, norm: str) -> tuple[list[float] | None, str | None]:

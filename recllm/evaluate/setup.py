@@ -31,11 +31,6 @@ class RunPlan:
     percentiles: dict[str, float] = field(default_factory=dict)
 
 
-def protocol_info(cfg: EvalConfig) -> dict[str, Any]:
-    """The protocol as recorded in results.json (always labelled)."""
-    return cfg.protocol_spec.info(cfg)
-
-
 def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None = None,
                progress: Callable | None = None) -> RunPlan:
     """Load, split, pick users, fit baselines and draw candidates, all seeded by `cfg.seed`."""
