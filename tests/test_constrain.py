@@ -54,30 +54,10 @@ def test_trie_matches_a_naive_one_on_random_sequences():
 def bpe_model(tmp_path_factory):
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from tiny_llm import CHAT_TEMPLATE, SPECIALS
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tiny_llm import build_bpe_model
 
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     corpus = [f"{i}. {t}\n" for i, t in enumerate(TITLES * 3, 1)] + ["recommend movies user assistant"]
-    raw.train_from_iterator(corpus, trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=raw, bos_token="<s>", eos_token="<|im_end|>", unk_token="<unk>",
-                                  pad_token="<pad>", additional_special_tokens=["<|im_start|>", "</s>"])
-    tok.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("bpe") / "model"
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return build_bpe_model(tmp_path_factory.mktemp("bpe") / "model", corpus, max_positions=512)
 
 
 def chat(text, titles, fmt="numbered", k=5, **params):

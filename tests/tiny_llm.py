@@ -35,10 +35,14 @@ def build_tokenizer(chat_template: str | None = CHAT_TEMPLATE, with_pad: bool = 
 def build_tiny_model(folder: Path, *, chat_template: str | None = CHAT_TEMPLATE, with_pad: bool = True,
                      max_positions: int = 256, seed: int = 0) -> Path:
     """Save a ~50k-parameter random LlamaForCausalLM plus tokenizer into `folder`."""
+    return _save_random_llama(build_tokenizer(chat_template, with_pad), folder, max_positions, seed)
+
+
+def _save_random_llama(tok, folder: Path, max_positions: int, seed: int) -> Path:
+    """A seeded random tiny LlamaForCausalLM sized to `tok`'s vocabulary, saved with it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = build_tokenizer(chat_template, with_pad)
     config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
                          bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
@@ -55,9 +59,8 @@ def build_bpe_model(folder: Path, corpus: list[str], *, vocab_size: int = 400,
                     max_positions: int = 2048, seed: int = 0) -> Path:
     """The same tiny random Llama with a byte-level BPE tokenizer trained on `corpus` (so every
     string can be spelled, as with real models: what constrained decoding needs)."""
-    import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
     raw = Tokenizer(models.BPE())
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -69,12 +72,4 @@ def build_bpe_model(folder: Path, corpus: list[str], *, vocab_size: int = 400,
                                   unk_token="<unk>", pad_token="<pad>",
                                   additional_special_tokens=["<|im_start|>", "</s>"])
     tok.chat_template = CHAT_TEMPLATE
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=max_positions,
-                         bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                         pad_token_id=tok.pad_token_id, tie_word_embeddings=True)
-    torch.manual_seed(seed)
-    folder = Path(folder)
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tok.save_pretrained(folder)
-    return folder
+    return _save_random_llama(tok, folder, max_positions, seed)
