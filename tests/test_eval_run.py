@@ -12,6 +12,8 @@ from recllm.evaluate import EvalConfig, recompute, run_eval
 from recllm.evaluate.config import load_config
 from recllm.evaluate.rundir import read_records
 
+from echo_engine import PromptEcho
+
 ANSWERS = {
     "u1": "1. Star Wars (1977)\n2. Heat (1995)\n3. Made Up Movie\n4. Star Wars",
     "u2": "Sure! Here are my picks: Heat, Fargo, The Godfather",
@@ -213,36 +215,9 @@ def test_rescore_a_previous_run_from_its_samples(tmp_path, tiny_dataset):
         "scripted-test (rescored)"
 
 
-class _PromptEcho:
-    """Answers each request with the catalog titles in an order that depends on its prompt, so
-    every re-ask (re-shuffled candidates) gets its own answer."""
-
-    name = "echo"
-
-    def __init__(self, titles):
-        self.titles = list(titles)
-
-    def identity(self):
-        return {"engine": "echo"}
-
-    def generate(self, requests):
-        import hashlib
-
-        from recllm.backends import GenerationResult
-        out = []
-        for r in requests:
-            h = int(hashlib.sha256(json.dumps(r.messages, default=str).encode()).hexdigest(), 16)
-            titles = self.titles[h % len(self.titles):] + self.titles[:h % len(self.titles)]
-            out.append(GenerationResult(["\n".join(f"{i + 1}. {t}" for i, t in enumerate(titles))]))
-        return out
-
-    def close(self):
-        pass
-
-
 def test_rescoring_a_reask_run_gives_every_ask_its_own_answer(tmp_path, tiny_dataset):
     cfg = dict(protocol="candidates", negatives=3, reasks=2)
-    echo = _PromptEcho(tiny_dataset.catalog.table["raw_title"])
+    echo = PromptEcho(tiny_dataset.catalog.table["raw_title"])
     [a] = run_eval(config(tmp_path, output=str(tmp_path / "a"), **cfg), backend=echo,
                    dataset=tiny_dataset, log=lambda m: None)
     [b] = run_eval(config(tmp_path, output=str(tmp_path / "b"), **cfg,
@@ -276,11 +251,11 @@ def test_resume_refuses_changed_data_or_weights(tmp_path, tiny_dataset):
     with pytest.raises(RecllmError, match="the dataset changed since this run started"):
         run_eval(cfg, resume=True, dataset=make_dataset(changed), log=lambda m: None)
 
-    class Retrained(_PromptEcho):
+    class Retrained(PromptEcho):
         def identity(self):
             return {"engine": "echo", "revision": "fine-tuned-in-place"}
 
-    echo = _PromptEcho(tiny_dataset.catalog.table["raw_title"])
+    echo = PromptEcho(tiny_dataset.catalog.table["raw_title"])
     run_eval(cfg.model_copy(update={"output": str(tmp_path / "w")}), backend=echo,
              dataset=tiny_dataset, log=lambda m: None)
     with pytest.raises(RecllmError, match=r"model changed.*backend.revision: None -> 'fine-tuned"):
