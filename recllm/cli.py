@@ -20,6 +20,9 @@ COMMANDS = {
     "eval": "recllm.commands.evaluate",
     "report": "recllm.commands.report",
     "tune-baselines": "recllm.commands.tune_baselines",
+    "tune": "recllm.commands.tune",
+    "recommend": "recllm.commands.recommend",
+    "serve": "recllm.commands.serve",
     "demo": "recllm.commands.demo",
 }
 
