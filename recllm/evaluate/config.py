@@ -22,7 +22,7 @@ from recllm.options import StrictOptions
 SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives")
 # Keys that do not change any sample, so a resumed run may change them.
 UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "name",
-            "retry_failed")
+            "retry_failed", "export_requests", "import_answers", "executor", "executor_options")
 # Keys added after runs were first written: hashed only when not at these neutral values, so
 # the config hash (and resuming) of runs made before they existed is unchanged.
 NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
@@ -90,6 +90,12 @@ class EvalConfig(StrictOptions):
     output: str | None = None
     progress: bool = True
     retry_failed: bool = False
+    # scale (docs/scale.md): write the requests as an OpenAI batch file and stop, or answer
+    # them from a batch output file; generate in Ray Data actors instead of this process
+    export_requests: str | None = None
+    import_answers: str | None = None
+    executor: Literal["local", "ray"] = "local"
+    executor_options: dict[str, Any] = Field(default_factory=dict)  # recllm.executors.RayOptions
 
     @model_validator(mode="before")
     @classmethod
