@@ -8,6 +8,12 @@ retried with capped exponential backoff and jitter. Whatever still fails, and ev
 does not fit the OpenAI schema (checked by pydantic models), is that request's recorded error;
 the other requests of the batch keep their answers. Credentials (api key, userinfo or a key in
 base_url, secrets in extra_body) never appear in identity(), cache keys or error texts.
+
+Several base_urls are data-parallel replicas of one model (N `vllm serve`s, or one with
+--data-parallel-size behind a balancer): each attempt goes to the replica with the fewest
+requests in flight; one that fails (connect error, timeout, 429/5xx) is taken out for a back-off
+(doubling while it keeps failing) and the attempt moves to another at once; `replica_counts()`
+goes into events.jsonl.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "0.0.0.0"}
 
 class OpenAIOptions(StrictOptions):
     model: str  # sent as-is: the name the server knows (for `transformers serve`, the folder path)
-    base_url: str = "http://127.0.0.1:8000/v1"
+    base_url: str | list[str] = "http://127.0.0.1:8000/v1"  # a list: replicas of one model
     api_key: str | None = None  # default: the environment variable below
     api_key_env: str = "OPENAI_API_KEY"
     concurrency: int = 8
@@ -51,6 +57,8 @@ class OpenAIOptions(StrictOptions):
     max_retries: int = 4
     backoff: float = 1.0  # first retry waits about this long; doubles each time (with jitter)
     max_backoff: float = 30.0
+    replica_backoff: float = Field(5.0, ge=0)  # a failed replica sits out this long (doubling)
+    replica_max_backoff: float = Field(60.0, ge=0)
     structured_format: Literal["vllm", "openai"] = "vllm"  # how `structured` is sent
     extra_body: dict[str, Any] = Field(default_factory=dict)  # merged into every request body
     revision: str | None = None  # your label for the served weights (part of cache keys)
@@ -95,19 +103,29 @@ class OpenAIBackend(Backend):
 
     def __init__(self, options: OpenAIOptions):
         self.options = options
-        self.base_url = options.base_url.rstrip("/")
-        self.shown_url = redact_url(self.base_url)  # what identity() and messages show
+        urls = [options.base_url] if isinstance(options.base_url, str) else list(options.base_url)
+        if not urls:
+            raise RecllmError("base_url is an empty list", where="backend 'openai' options",
+                              hint="pass one URL, or a list of replicas' URLs")
+        self.base_urls = [u.rstrip("/") for u in urls]
+        self.base_url = self.base_urls[0]
+        self.shown_urls = [redact_url(u) for u in self.base_urls]
+        self.shown_url = ", ".join(self.shown_urls)  # what identity() and messages show
+        self.replicas = Replicas(len(urls), options.replica_backoff, options.replica_max_backoff)
         self.api_key = options.api_key or os.environ.get(options.api_key_env)
-        self._secrets = [self.api_key, *url_secrets(self.base_url), *secret_values(options.extra_body)]
-        host = urlparse(self.base_url).hostname or ""
-        if not self.api_key and host not in LOCAL_HOSTS and not host.startswith("127."):
-            raise RecllmError(f"no API key found for {self.shown_url}",
-                              hint=f"set {options.api_key_env} or pass api_key (local servers need none)")
+        self._secrets = [self.api_key, *(s for u in self.base_urls for s in url_secrets(u)),
+                         *secret_values(options.extra_body)]
+        for url, shown in zip(self.base_urls, self.shown_urls):
+            host = urlparse(url).hostname or ""
+            if not self.api_key and host not in LOCAL_HOSTS and not host.startswith("127."):
+                raise RecllmError(f"no API key found for {shown}",
+                                  hint=f"set {options.api_key_env} or pass api_key (local servers need none)")
 
     def identity(self) -> dict[str, Any]:
         # Settings that change answers; the newer ones only when not at their defaults, so
         # answers cached before they were keyed stay valid. No secrets: two keys, one answer.
-        ident = {"engine": self.name, "model": self.options.model, "base_url": self.shown_url,
+        ident = {"engine": self.name, "model": self.options.model,
+                 "base_url": self.shown_urls[0] if len(self.shown_urls) == 1 else self.shown_urls,
                  "revision": self.options.revision}
         if self.options.extra_body:
             ident["extra_body"] = redact(self.options.extra_body)
@@ -215,40 +233,105 @@ class OpenAIBackend(Backend):
                                 completion_tokens=completion_tokens or None,
                                 seconds=time.perf_counter() - started, finish_reason=finish)
 
+    def replica_counts(self) -> list[dict[str, Any]] | None:
+        """Per replica (several base_urls only): requests sent, failures, times taken out."""
+        if len(self.base_urls) == 1:
+            return None
+        return [{"base_url": shown, **counts}
+                for shown, counts in zip(self.shown_urls, self.replicas.counts)]
+
     async def _post(self, client, path: str, body: dict[str, Any]) -> Any:
-        """POST with bounded retries, each attempt within `timeout` seconds in total; returns
-        the decoded JSON or raises RecllmError."""
+        """POST with bounded retries, each attempt within `timeout` seconds in total, to the
+        least busy replica that is not sitting out; returns the decoded JSON or raises RecllmError."""
         import httpx
 
-        url, opts = _join(self.base_url, path), self.options
-        shown = _join(self.shown_url, path)
-        attempts = opts.max_retries + 1
+        opts, pool = self.options, self.replicas
+        attempts = opts.max_retries + len(self.base_urls)  # every replica gets its own try
         for attempt in range(attempts):
-            wait = None
+            wait, at = None, pool.pick()
+            url, base = _join(self.base_urls[at], path), self.shown_urls[at]
+            shown = _join(base, path)
+            pool.start(at)
             try:
                 response = await asyncio.wait_for(client.post(url, json=body), opts.timeout)
             except (TimeoutError, httpx.TimeoutException):
                 problem = f"no answer from {shown} within {opts.timeout:g}s"
             except httpx.ConnectError as exc:
-                problem = f"cannot connect to {self.shown_url} ({exc}); is the server running?"
+                problem = f"cannot connect to {base} ({exc}); is the server running?"
             except httpx.TransportError as exc:  # dropped connection, protocol error
                 problem = f"connection to {shown} failed: {type(exc).__name__}: {exc}"
             except httpx.DecodingError as exc:  # e.g. a body that claims gzip but is not
+                pool.done(at, ok=True)  # the replica answered; the answer is bad
                 raise RecllmError(f"server sent a body that cannot be decoded: {exc}") from None
+            except BaseException:  # cancelled: not the replica's fault
+                pool.done(at, ok=True)
+                raise
             else:
                 if response.status_code < 400:
+                    pool.done(at, ok=True)
                     try:
                         return response.json()
                     except (json.JSONDecodeError, UnicodeDecodeError):
                         raise RecllmError(f"server sent invalid JSON: {response.text[:200]!r}") from None
                 problem = f"HTTP {response.status_code} from {shown}: {response.text[:300]}"
                 if response.status_code not in RETRY_STATUS:
+                    pool.done(at, ok=True)
                     raise RecllmError(problem)  # a bad request stays bad: don't retry it
                 wait = _retry_after(response.headers.get("retry-after"))
+            pool.done(at, ok=False)
+            if attempt + 1 < attempts and pool.any_up():
+                continue  # another replica is in service: go there now, no waiting
             if attempt + 1 < attempts:
                 delay = min(opts.max_backoff, opts.backoff * 2 ** attempt) * (0.5 + random.random() / 2)
                 await asyncio.sleep(min(opts.max_backoff, wait) if wait is not None else delay)
         raise RecllmError(f"{problem} (gave up after {attempts} attempts)")
+
+
+class Replicas:
+    """Which replica gets the next attempt: the fewest in flight among those in service (ties:
+    the one sent fewest so far); a failure takes one out for `backoff` seconds, doubling up to
+    `max_backoff` while it keeps failing; a success puts it back. All on one event loop."""
+
+    def __init__(self, n: int, backoff: float, max_backoff: float):
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.inflight, self.until, self.streak = [0] * n, [0.0] * n, [0] * n
+        self.counts = [{"requests": 0, "failed": 0, "taken_out": 0} for _ in range(n)]
+
+    def pick(self) -> int:
+        now = time.monotonic()
+        up = [i for i in range(len(self.until)) if self.until[i] <= now]
+        if not up:  # all sitting out: the one back soonest
+            return min(range(len(self.until)), key=lambda i: self.until[i])
+        return min(up, key=lambda i: (self.inflight[i], self.counts[i]["requests"]))
+
+    def any_up(self) -> bool:
+        now = time.monotonic()
+        return len(self.until) > 1 and any(t <= now for t in self.until)
+
+    def start(self, i: int) -> None:
+        self.inflight[i] += 1
+        self.counts[i]["requests"] += 1
+
+    def done(self, i: int, *, ok: bool) -> None:
+        self.inflight[i] -= 1
+        if ok:
+            self.streak[i], self.until[i] = 0, 0.0
+            return
+        self.counts[i]["failed"] += 1
+        if len(self.until) > 1:  # a lone server is retried with the usual backoff instead
+            self.streak[i] += 1
+            self.counts[i]["taken_out"] += 1
+            self.until[i] = time.monotonic() + min(self.max_backoff,
+                                                   self.backoff * 2 ** (self.streak[i] - 1))
+
+
+def replica_counts(backend: Any) -> list[dict[str, Any]] | None:
+    """The replica counts of an openai backend, also inside the response cache; else None."""
+    for engine in (backend, getattr(backend, "inner", None)):
+        counts = getattr(engine, "replica_counts", None)
+        if callable(counts):
+            return counts()
+    return None
 
 
 def _run(job: Coroutine) -> Any:

@@ -56,6 +56,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--retry-failed", action="store_true", help="with --resume: redo failed users")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the response cache")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--export-requests", metavar="FILE",
+                   help="write every request as an OpenAI batch file (JSONL) and stop")
+    p.add_argument("--import-answers", metavar="FILE",
+                   help="finish the run from a batch output file (vllm run-batch, batch APIs)")
+    p.add_argument("--executor", choices=["local", "ray"],
+                   help="where generation runs: this process, or Ray Data actors (recllm[ray])")
+    p.add_argument("--actors", type=int, help="--executor ray: engines (one per actor)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config key, YAML value (e.g. --set negative_sampling=popularity)")
     p.add_argument("--json", action="store_true", help="print results as JSON")
@@ -66,7 +73,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Command-line flags as config keys (only the ones given)."""
     out: dict[str, Any] = {}
     for key in ("dataset", "backend", "limit", "seed", "k", "batch_size", "workers", "output",
-                "mode", "score_norm", "constrain"):
+                "mode", "score_norm", "constrain", "export_requests", "import_answers",
+                "executor"):
         value = getattr(args, key, None)
         if value is not None:
             out[key] = value
@@ -85,6 +93,8 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         out["progress"] = False
     if args.retry_failed:
         out["retry_failed"] = True
+    if getattr(args, "actors", None) is not None:
+        out["executor_options"] = {"actors": args.actors}
     for item, dest in [(s, "backend_options") for s in args.backend_option] + \
                       [(s, None) for s in args.set]:
         key, parsed = parse_assignment(item, "--backend-option" if dest else "--set")

@@ -77,6 +77,16 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
     t_plan = time.perf_counter()
     rundir.check_fingerprint(run_dir, "dataset", plan.dataset.fingerprint(), has_samples=bool(done))
     done, pending = _pending(cfg, run_dir, plan, done, log)
+    if cfg.export_requests or cfg.import_answers:  # batch files (recllm.evaluate.batchfiles)
+        from recllm.evaluate import batchfiles
+        if cfg.model is None:
+            raise RecllmError("batch files carry the LLM's requests; this run has no model",
+                              where="--export-requests/--import-answers", hint="set --model")
+        if cfg.export_requests:
+            batchfiles.export(cfg, run_dir, plan, pending, log)
+            return None
+        if backend is None and pending:
+            backend = batchfiles.AnswersBackend(cfg.import_answers, cfg.hash(), str(cfg.model))
     llm = None
     if cfg.model is not None and pending:
         from recllm.evaluate.llm import LLMRecommender
@@ -145,6 +155,13 @@ def _answer(cfg: EvalConfig, run_dir: Path, plan: RunPlan, pending: list, llm):
     events = rundir.JsonlAppender(run_dir / rundir.EVENTS)
     if llm is not None:
         events.write([{"model": llm.identity()}])
+    if cfg.executor == "ray" and llm is not None:  # generation in Ray Data actors
+        from recllm.executors import ray_answer
+        try:
+            return ray_answer(cfg, plan, order, llm, pending, stats, writer, events)
+        finally:
+            writer.close()
+            events.close()
     pipe = Pipeline(cfg, plan, order, llm, pending, workers=cfg.workers)
     try:
         bar = tqdm(total=len(pending), desc="users", unit="user", disable=not cfg.progress,
@@ -165,6 +182,10 @@ def _answer(cfg: EvalConfig, run_dir: Path, plan: RunPlan, pending: list, llm):
         raise
     finally:
         pipe.close()
+        from recllm.backends.openai_http import replica_counts
+        counts = replica_counts(llm.backend) if llm is not None else None
+        if counts:  # openai with several base_urls: requests and failures per replica
+            events.write([{"replicas": counts}])
         writer.close()
         events.close()
     return stats
