@@ -12,8 +12,8 @@ from recllm.errors import RecllmError
 from recllm.prompting import (VARIABLES, build_context, builtin_dir, check_paths, list_templates,
                               load_template, parse_template, render_prompt)
 
-SHIPPED = ["completion", "cross-domain", "generate", "generate-json", "generate-ratings", "rank-icl",
-           "rank-recency", "rank-sequential", "score-next"]
+SHIPPED = ["completion", "cross-domain", "explain", "generate", "generate-json", "generate-ratings", "rank-icl",
+           "rank-recency", "rank-sequential", "score-cross-domain", "score-next"]
 
 
 def case_for(dataset, user: str) -> UserCase:

@@ -84,8 +84,14 @@ class TrainData:
                                  shape=(self.n_users, self.n_items))
 
 
-def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainData:
-    """Every interaction of `dataset` except the held-out targets of `held_out` users."""
+def training_data(dataset: RecDataset, held_out: Sequence[UserCase], *, fraction: float = 1.0,
+                  max_users: int | None = None, seed: int = 0) -> TrainData:
+    """Every interaction of `dataset` except the held-out targets of `held_out` users.
+
+    A cold-start regime keeps less (seeded, so every run of a config sees the same data):
+    `max_users` keeps the training interactions of that many users (drawn uniformly), then
+    `fraction` keeps that share of the remaining interactions (drawn uniformly). The item
+    index stays the full one, so candidates and scores line up across regimes."""
     inter = dataset.interactions
     items = np.array(sorted(inter["item_id"].unique()), dtype=object)
     index = {item: i for i, item in enumerate(items.tolist())}
@@ -99,6 +105,8 @@ def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainDat
         train = inter[marked["_held"].isna().to_numpy()]
     else:
         train = inter
+    if fraction < 1.0 or max_users is not None:
+        train = _regime(train, fraction, max_users, seed)
     user_codes, user_ids = pd.factorize(train["user_id"], sort=True)
     item_codes = train["item_id"].map(index).to_numpy(dtype=np.int64)
     counts = np.bincount(item_codes, minlength=len(items)).astype(np.int64)
@@ -111,6 +119,21 @@ def training_data(dataset: RecDataset, held_out: Sequence[UserCase]) -> TrainDat
                      pairs // len(items), pairs % len(items),
                      seq_items=item_codes[order], seq_ptr=seq_ptr.astype(np.int64),
                      catalog=dataset.catalog)
+
+
+def _regime(train: pd.DataFrame, fraction: float, max_users: int | None, seed: int) -> pd.DataFrame:
+    """The seeded subset of `train` a cold-start regime may see (rows keep their order)."""
+    rng = np.random.default_rng([seed, 0x7EA1])
+    if max_users is not None:
+        users = train["user_id"].unique()
+        if max_users < len(users):
+            keep = rng.choice(len(users), size=max_users, replace=False)
+            train = train[train["user_id"].isin(users[np.sort(keep)])]
+    if fraction < 1.0:
+        n = int(round(len(train) * fraction))
+        rows = np.sort(rng.choice(len(train), size=n, replace=False))
+        train = train.iloc[rows]
+    return train
 
 
 class Baseline(ABC):

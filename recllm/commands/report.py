@@ -13,7 +13,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", metavar="DIR", help="write PNG plots into DIR")
     p.add_argument("--compare", nargs=2, metavar=("A", "B"),
                    help="paired test of B against A on the same users (RUN_DIR[:SYSTEM])")
-    p.add_argument("--metric", default="ndcg@10", help="metric for --compare (default ndcg@10)")
+    p.add_argument("--transfer", action="store_true",
+                   help="one table across transfer runs: systems x (source -> target, regime)")
+    p.add_argument("--metric", default="ndcg@10",
+                   help="metric for --compare and --transfer (default ndcg@10)")
     p.add_argument("--recompute", metavar="RUN_DIR",
                    help="recompute a run's metrics from samples.jsonl and check results.json")
     p.set_defaults(func=run)
@@ -53,6 +56,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.runs:
         raise RecllmError("name at least one run directory", hint="recllm report runs/demo")
     runs = load_runs(args.runs)
+    if args.transfer:
+        from recllm.transfer_report import transfer_markdown, transfer_table
+        table = transfer_table(runs, metric=args.metric)
+        print_json(table) if args.json else print(transfer_markdown(table))
+        return 0
     if args.json:
         print_json(json_summary(runs))
     else:

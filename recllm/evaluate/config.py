@@ -19,14 +19,16 @@ from pydantic import Field, field_validator, model_validator
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 
-SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives")
+SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives", "mode", "train_fraction")
 # Keys that do not change any sample, so a resumed run may change them.
 UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "name",
             "retry_failed", "export_requests", "import_answers", "executor", "executor_options")
 # Keys added after runs were first written: hashed only when not at these neutral values, so
 # the config hash (and resuming) of runs made before they existed is unchanged.
 NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
-                      "mode": "generate", "score_norm": "mean", "constrain": "none"}
+                      "mode": "generate", "score_norm": "mean", "constrain": "none",
+                      "domain": None, "demos_from": None, "demos": 0, "demo_history": 5,
+                      "demos_options": {}, "train_fraction": 1.0, "train_users": None}
 # Old key -> new key: still accepted, with a note. (`bootstrap` meant re-asks with shuffled
 # candidates, not the statistical bootstrap that the intervals use.)
 RENAMED = {"bootstrap": "reasks", "bootstrap_merge": "reasks_merge"}
@@ -72,7 +74,7 @@ class EvalConfig(StrictOptions):
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     # score: rank the candidates by the model's likelihood of each as the answer's first line
     # (recllm.evaluate.scoring); generate: parse the list the model writes.
-    mode: Literal["generate", "score"] = "generate"
+    mode: Literal["generate", "score"] | list[Literal["generate", "score"]] = "generate"
     score_norm: Literal["sum", "mean", "pmi"] = "mean"
     # catalog: the model can only write catalog titles; candidates: only the shown ones
     # (recllm.backends.constrain; transformers, vLLM and llama.cpp enforce it)
@@ -82,6 +84,16 @@ class EvalConfig(StrictOptions):
     batch_size: int = 8
     workers: int = 1                      # processes for render/parse/match/score (POSIX fork)
     cache: bool = True
+    # transfer: the target domain's noun (None: the dataset's own), other users' (history ->
+    # next) examples from a source dataset in the prompt (recllm.evaluate.demos), and a
+    # cold-start regime for the baselines (seeded share / cap of the training data)
+    domain: str | None = None
+    demos_from: str | None = None
+    demos_options: dict[str, Any] = Field(default_factory=dict)  # load options of demos_from
+    demos: int = Field(0, ge=0)
+    demo_history: int = Field(5, ge=1)    # items shown per demonstration before its next item
+    train_fraction: float | list[float] = 1.0
+    train_users: int | None = Field(None, ge=1)
     # baselines and statistics
     baselines: list[str] = Field(default_factory=lambda: ["random", "popularity", "itemknn"])
     baseline_options: dict[str, dict[str, Any]] = Field(default_factory=dict)  # {name: {...}}
@@ -138,6 +150,22 @@ class EvalConfig(StrictOptions):
                                  f"known: {', '.join(BASELINES.names())}")
         return v
 
+    @field_validator("train_fraction")
+    @classmethod
+    def _fraction(cls, v: Any) -> Any:
+        if any(not 0 < f <= 1 for f in (v if isinstance(v, list) else [v])):
+            raise ValueError("train_fraction must be in (0, 1], e.g. [1.0, 0.1, 0.01]")
+        return v
+
+    @model_validator(mode="after")
+    def _demos(self) -> "EvalConfig":
+        if self.demos and not self.demos_from:
+            raise ValueError("demos: N needs demos_from: DATASET (whose users the examples come from)")
+        if self.demos_from and not self.demos:
+            raise ValueError(f"demos_from: {self.demos_from} needs demos: N (how many examples "
+                             "per prompt, e.g. 3)")
+        return self
+
     @field_validator("ks")
     @classmethod
     def _ks(cls, v: list[int]) -> list[int]:
@@ -182,8 +210,12 @@ class EvalConfig(StrictOptions):
         runs = []
         for values in itertools.product(*(v for _, v in axes)):
             update = dict(zip((k for k, _ in axes), values))
+            point = self.model_copy(update=update)
+            if point.mode == "score" and not point.protocol_spec.uses_candidates:
+                _note(f"sweep point {update} skipped: score mode needs a candidate protocol")
+                continue
             name = ",".join(f"{k}={_slug(v)}" for k, v in update.items())
-            runs.append((name, self.model_copy(update=update)))
+            runs.append((name, point))
         return runs
 
     @property
@@ -194,7 +226,7 @@ class EvalConfig(StrictOptions):
 
     def resolved(self) -> "EvalConfig":
         """Fill defaults that depend on other keys (the template per protocol)."""
-        if isinstance(self.protocol, list) or isinstance(self.template, list):
+        if any(isinstance(getattr(self, key), list) for key in ("protocol", "template", "mode")):
             raise RecllmError("resolve each sweep point separately", where="config")
         protocol = self.protocol_spec
         if self.mode == "score" and not protocol.uses_candidates:
@@ -211,6 +243,8 @@ class EvalConfig(StrictOptions):
         update: dict[str, Any] = {}
         if self.template is None and self.model is not None:
             update["template"] = protocol.default_template
+            if self.demos:  # the built-in templates that show demonstrations
+                update["template"] = "score-cross-domain" if self.mode == "score" else "cross-domain"
         # Lists are as long as what is asked for: k titles over the catalog, every candidate
         # otherwise; a cutoff beyond that would repeat the last one, so it is dropped.
         longest = protocol.list_length(self)

@@ -49,7 +49,8 @@ class LLMRecommender:
     """Template + backend + grounding for one run (see module docstring)."""
 
     def __init__(self, cfg: EvalConfig, dataset: RecDataset, backend=None,
-                 popularity: dict[str, float] | None = None):
+                 popularity: dict[str, float] | None = None, demos: dict[str, tuple] | None = None,
+                 demo_domain: tuple[str, str] | None = None):
         from recllm.backends import SamplingParams
         from recllm.prompting import load_template
 
@@ -62,6 +63,12 @@ class LLMRecommender:
                 f"template {self.template.name!r} is a {mode!r} template but protocol "
                 f"{cfg.protocol!r} needs a {wants!r} one", where="template",
                 hint="use e.g. 'generate' for full, 'rank-sequential' for candidates/retrieved")
+        if cfg.demos and "demos" not in self.template.variables:
+            raise RecllmError(f"template {self.template.name!r} does not show demonstrations, "
+                              f"so demos_from: {cfg.demos_from} would change nothing",
+                              where="template", hint="use template cross-domain (generate) or "
+                              "score-cross-domain (mode: score), or drop demos_from")
+        self.demos, self.demo_domain = demos or {}, demo_domain
         from recllm.models import MODELS
         spec = MODELS.get(str(cfg.model))
         if spec is not None and not spec.instruct and self.template.header.chat:
@@ -142,7 +149,8 @@ class LLMRecommender:
         count = self.backend.count_tokens if self.cfg.max_prompt_tokens else None
         k = len(candidates) if candidates else self.cfg.k
         return render_prompt(self.template, case, self.dataset, k=k, candidates=candidates,
-                             max_history=None, max_prompt_tokens=self.cfg.max_prompt_tokens,
+                             domain=self.cfg.domain, demos=self.demos.get(case.user_id, ()),
+                             demo_domain=self.demo_domain, max_history=None, max_prompt_tokens=self.cfg.max_prompt_tokens,
                              count_tokens=count)
 
     def prepare(self, cases: Sequence[UserCase], cands: Sequence[CandidateSet | None]

@@ -93,6 +93,9 @@ class Results(_Open):
     position_bias: dict[str, Any] | None = None
     timings: dict[str, Any]
     environment: dict[str, Any]
+    transfer: dict[str, Any] | None = Field(
+        None, description="target dataset and domain, the demonstrations' source, and the "
+        "training regime the baselines saw (train_fraction, train_users, interactions)")
 
 
 SCHEMAS = {"sample.schema.json": SampleLine, "results.schema.json": Results}

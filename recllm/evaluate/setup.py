@@ -29,6 +29,10 @@ class RunPlan:
     skipped: dict[str, int] = field(default_factory=dict)
     split: dict[str, Any] = field(default_factory=dict)
     percentiles: dict[str, float] = field(default_factory=dict)
+    # Each user's demonstrations (`demos_from`) and their domain's (noun, plural).
+    demos: dict[str, tuple] = field(default_factory=dict)
+    demo_domain: tuple[str, str] | None = None
+    regime: dict[str, Any] = field(default_factory=dict)  # what the baselines trained on
 
 
 def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None = None,
@@ -60,16 +64,51 @@ def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None 
     train = training_data(dataset, held)
     log(f"data: {dataset.name}, {len(cases)} users to evaluate, {train.n_items} items "
         f"({time.perf_counter() - t0:.1f}s)")
+    # A cold-start regime shrinks what the baselines fit on, nothing else: candidates, the
+    # matcher's popularity prior and percentiles keep the full training data, so every
+    # regime evaluates the same users on the same candidates.
+    fit_on, regime = train, _regime(cfg, train)
+    if regime:
+        fit_on = training_data(dataset, held, fraction=float(cfg.train_fraction),
+                               max_users=cfg.train_users, seed=cfg.seed)
+        regime.update(users=fit_on.n_users, interactions=int(fit_on.counts.sum()))
+        log(f"cold-start regime: baselines fit on {regime['interactions']:,} of "
+            f"{int(train.counts.sum()):,} training interactions ({fit_on.n_users:,} users)")
     baselines = {}
     for name in dict.fromkeys(cfg.baselines):
         t1 = time.perf_counter()
-        baselines[name] = get_baseline(name, train, seed=cfg.seed,
+        baselines[name] = get_baseline(name, fit_on, seed=cfg.seed,
                                        options=cfg.baseline_options.get(name))
         if baselines[name].trains:
             log(f"baseline {name} fitted ({time.perf_counter() - t1:.1f}s)")
     plan = RunPlan(dataset, cases, train, baselines, skipped=skipped, split=split.summary(),
-                   percentiles=popularity_percentiles(train.count_of()))
+                   percentiles=popularity_percentiles(train.count_of()), regime=regime)
+    if cfg.demos and cfg.model is not None:
+        _add_demos(cfg, plan, log)
     protocol = cfg.protocol_spec
     if protocol.build is not None:
         protocol.build(cfg, plan, split)
     return plan
+
+
+def _regime(cfg: EvalConfig, train: TrainData) -> dict[str, Any]:
+    """The cold-start settings in force ({} = the full training data)."""
+    if float(cfg.train_fraction) >= 1.0 and cfg.train_users is None:
+        return {}
+    return {"train_fraction": float(cfg.train_fraction), "train_users": cfg.train_users,
+            "full_interactions": int(train.counts.sum()), "full_users": train.n_users}
+
+
+def _add_demos(cfg: EvalConfig, plan: RunPlan, log: Log) -> None:
+    """Draw every evaluated user's demonstrations from `demos_from` (recllm.evaluate.demos)."""
+    from recllm.data import load_dataset
+    from recllm.evaluate.demos import DemoPool, draw_demos
+
+    source = load_dataset(cfg.demos_from, **cfg.demos_options)
+    if source.domain == plan.dataset.domain and "cross-domain" in str(cfg.template):
+        log(f"warning: demos_from {cfg.demos_from!r} is in the same domain as {plan.dataset.name!r} "
+            f"({source.domain}); template {cfg.template!r} will read as a same-domain prompt")
+    pool = DemoPool(source, history=cfg.demo_history, seed=cfg.seed)
+    plan.demos = draw_demos(pool, plan.cases, plan.dataset, cfg.demos)
+    plan.demo_domain = (source.domain, source.domain_plural)
+    log(f"demos: {cfg.demos} per prompt from {source.name} ({len(pool):,} {source.domain} users)")

@@ -32,6 +32,10 @@ VARIABLES: dict[str, str] = {
     "source_domain": "singular noun of the history's domain (= domain unless cross-domain)",
     "source_domain_plural": "its plural",
     "source_verb_past": "past participle for the history's domain ('watched')",
+    "demos": "other users' examples (`demos_from`), each with .history (items) and .next (item)",
+    "demo_domain": "singular noun of the demonstrations' domain (= source_domain without demos)",
+    "demo_domain_plural": "its plural",
+    "demo_verb_past": "past participle for the demonstrations' domain",
 }
 
 ITEM_FIELDS: dict[str, str] = {
@@ -154,10 +158,13 @@ def build_context(
     candidates: Sequence[str] = (),
     domain: str | None = None,
     domain_plural: str | None = None,
+    demos: Sequence[Any] = (),
+    demo_domain: tuple[str, str] | None = None,
 ) -> PromptContext:
     """Template variables for `case`. `candidates` are item ids in the order to show them;
     `domain`/`domain_plural` override the dataset's nouns (the target domain when cross-domain;
-    the history keeps the dataset's own nouns as `source_domain`)."""
+    the history keeps the dataset's own nouns as `source_domain`); `demos` are
+    recllm.evaluate.demos.Demo examples from a dataset whose (noun, plural) is `demo_domain`."""
     if k < 1:
         raise RecllmError(f"k must be at least 1, got {k}")
     items = catalog_items(dataset.catalog)
@@ -179,6 +186,9 @@ def build_context(
         "source_domain_plural": dataset.domain_plural,
         "source_verb_past": verbs_for(dataset.domain)[1],
     }
+    demo_noun, demo_plural = demo_domain or (dataset.domain, dataset.domain_plural)
+    values.update(demos=list(demos), demo_domain=demo_noun, demo_domain_plural=demo_plural,
+                  demo_verb_past=verbs_for(demo_noun)[1])
     return PromptContext(case.user_id, history, shown, values)
 
 

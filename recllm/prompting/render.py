@@ -116,6 +116,8 @@ def render_prompt(
     candidates: Sequence[str] = (),
     domain: str | None = None,
     domain_plural: str | None = None,
+    demos: Sequence[Any] = (),
+    demo_domain: tuple[str, str] | None = None,
     max_history: int | None = None,
     max_prompt_tokens: int | None = None,
     count_tokens: TokenCounter | None = None,
@@ -132,7 +134,8 @@ def render_prompt(
                           where=template.where, hint="pass candidates (a candidate protocol) "
                           "or use a generate-mode template")
     context = build_context(case, dataset, k=k or template.header.k, candidates=candidates,
-                            domain=domain, domain_plural=domain_plural)
+                            domain=domain, domain_plural=domain_plural, demos=demos,
+                            demo_domain=demo_domain)
     n = len(context.history) if max_history is None else min(max_history, len(context.history))
     first = render_context(template, context, n)
     if max_prompt_tokens is None:
