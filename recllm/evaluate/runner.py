@@ -91,7 +91,8 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
     if cfg.model is not None and pending:
         from recllm.evaluate.llm import LLMRecommender
         llm = LLMRecommender(cfg, plan.dataset, backend=backend,
-                             popularity={k: float(v) for k, v in plan.train.count_of().items()})
+                             popularity={k: float(v) for k, v in plan.train.count_of().items()},
+                             demos=plan.demos, demo_domain=plan.demo_domain)
         rundir.check_fingerprint(run_dir, "model", llm.fingerprint(), has_samples=bool(done))
     t_loop, c_loop = time.perf_counter(), _cpu_seconds()
     try:
@@ -218,11 +219,24 @@ def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str,
                     "requests": sum(e.get("requests", 0) for e in events)},
         "environment": rundir.environment(),
     }
+    if plan is not None:
+        results["transfer"] = transfer_info(cfg, plan)
     # How each trained baseline was fitted here: seconds, device, cache hit (Baseline.fit_info)
     fitted = {n: b.fit_info for n, b in (plan.baselines.items() if plan else []) if b.fit_info}
     if fitted:
         results["baseline_training"] = fitted
     return results
+
+
+def transfer_info(cfg: EvalConfig, plan: RunPlan) -> dict[str, Any]:
+    """Where the prompt's knowledge came from and what the baselines trained on: the columns
+    of `recllm report --transfer`."""
+    return {"target": plan.dataset.name, "domain": cfg.domain or plan.dataset.domain,
+            "demos_from": cfg.demos_from, "demos": cfg.demos,
+            "demo_domain": plan.demo_domain[0] if plan.demo_domain else None,
+            "regime": plan.regime or {"train_fraction": 1.0, "train_users": None,
+                                      "users": plan.train.n_users,
+                                      "interactions": int(plan.train.counts.sum())}}
 
 
 def _cpu_seconds() -> float:
