@@ -25,7 +25,8 @@ from echo_engine import PromptEcho
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_samples.json"
-CONFIGS = sorted((ROOT / "eval" / "configs").glob("*.yaml"))
+# Evaluation configs (tune-*.yaml configure `recllm tune`, not a run).
+CONFIGS = sorted(p for p in (ROOT / "eval" / "configs").glob("*.yaml") if not p.stem.startswith("tune-"))
 
 
 def synthetic_dataset():
@@ -58,8 +59,15 @@ def run_config(path: Path, out: Path) -> dict[str, str]:
     overrides = {"users": None, "output": str(out), "progress": False, "ci_resamples": 20}
     cfg = load_config(path, overrides)
     titles = [data.catalog.table.loc[i, "raw_title"] for i in data.catalog]
-    dirs = run_eval(cfg, dataset=data, log=lambda m: None, backend=PromptEcho(titles)
-                    if cfg.model is not None else None)
+    import recllm.data
+    real = recllm.data.load_dataset
+    # demonstrations (`demos_from`) come from the synthetic data too: no download in tests
+    recllm.data.load_dataset = lambda name, **kw: data if name == cfg.demos_from else real(name, **kw)
+    try:
+        dirs = run_eval(cfg, dataset=data, log=lambda m: None, backend=PromptEcho(titles)
+                        if cfg.model is not None else None)
+    finally:
+        recllm.data.load_dataset = real
     return {str(d.relative_to(out)): hashlib.sha256((d / "samples.jsonl").read_bytes()).hexdigest()
             for d in dirs}
 

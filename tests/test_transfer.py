@@ -106,7 +106,8 @@ def test_demos_with_a_template_that_ignores_them_is_refused(tmp_path, tiny_datas
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"demos": 2}, "needs demos_from"), ({"demos_from": "ml-1m"}, "needs demos: N"),
+    ({"demos": 2}, "needs demos_from"), ({"demos": [0, -1], "demos_from": "x"}, "0 or more"),
+    ({"mode": {"fulll": "generate"}}, "did you mean"),
     ({"train_fraction": 0}, "train_fraction must be in"),
     ({"train_fraction": [1.0, 1.5]}, "train_fraction must be in")])
 def test_transfer_keys_are_checked(bad, message):
@@ -161,3 +162,14 @@ def test_report_transfer_table(tmp_path, tiny_dataset, sources, capsys):
     assert main(["report", "--transfer", *map(str, zero + demo)]) == 0
     text = capsys.readouterr().out
     assert "scripted-test lift over popularity" in text and "tiny-books -> tiny-movies" in text
+
+
+def test_mode_per_protocol_and_demos_sweep(tmp_path):
+    cfg = config(tmp_path, protocol=["full", "candidates"], mode={"candidates": "score"},
+                 demos=[0, 2], demos_from="tiny-books")
+    points = {name: (p.mode, p.demos) for name, p in cfg.sweep()}
+    assert points == {"protocol=full,demos=0": ("generate", 0),
+                      "protocol=full,demos=2": ("generate", 2),
+                      "protocol=candidates,demos=0": ("score", 0),
+                      "protocol=candidates,demos=2": ("score", 2)}
+    assert config(tmp_path, protocol="candidates", mode={"candidates": "score"}).sweep()[0][1].mode == "score"

@@ -19,7 +19,8 @@ from pydantic import Field, field_validator, model_validator
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 
-SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives", "mode", "train_fraction")
+SWEEP_KEYS = ("protocol", "template", "model", "max_history", "negatives", "mode", "demos",
+              "train_fraction")
 # Keys that do not change any sample, so a resumed run may change them.
 UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "name",
             "retry_failed", "export_requests", "import_answers", "executor", "executor_options")
@@ -32,6 +33,7 @@ NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "pres
 # Old key -> new key: still accepted, with a note. (`bootstrap` meant re-asks with shuffled
 # candidates, not the statistical bootstrap that the intervals use.)
 RENAMED = {"bootstrap": "reasks", "bootstrap_merge": "reasks_merge"}
+Modes = Literal["generate", "score"]
 
 
 class EvalConfig(StrictOptions):
@@ -74,7 +76,8 @@ class EvalConfig(StrictOptions):
     presence_penalty: float = Field(0.0, ge=-2, le=2)
     # score: rank the candidates by the model's likelihood of each as the answer's first line
     # (recllm.evaluate.scoring); generate: parse the list the model writes.
-    mode: Literal["generate", "score"] | list[Literal["generate", "score"]] = "generate"
+    # A list sweeps; a mapping gives each protocol its own ({full: generate, candidates: score}).
+    mode: Modes | list[Modes] | dict[str, Modes] = "generate"
     score_norm: Literal["sum", "mean", "pmi"] = "mean"
     # catalog: the model can only write catalog titles; candidates: only the shown ones
     # (recllm.backends.constrain; transformers, vLLM and llama.cpp enforce it)
@@ -90,7 +93,7 @@ class EvalConfig(StrictOptions):
     domain: str | None = None
     demos_from: str | None = None
     demos_options: dict[str, Any] = Field(default_factory=dict)  # load options of demos_from
-    demos: int = Field(0, ge=0)
+    demos: int | list[int] = 0
     demo_history: int = Field(5, ge=1)    # items shown per demonstration before its next item
     train_fraction: float | list[float] = 1.0
     train_users: int | None = Field(None, ge=1)
@@ -159,11 +162,18 @@ class EvalConfig(StrictOptions):
 
     @model_validator(mode="after")
     def _demos(self) -> "EvalConfig":
-        if self.demos and not self.demos_from:
+        counts = self.demos if isinstance(self.demos, list) else [self.demos]
+        if any(n < 0 for n in counts):
+            raise ValueError("demos must be 0 or more (examples per prompt)")
+        if any(counts) and not self.demos_from:
             raise ValueError("demos: N needs demos_from: DATASET (whose users the examples come from)")
-        if self.demos_from and not self.demos:
-            raise ValueError(f"demos_from: {self.demos_from} needs demos: N (how many examples "
-                             "per prompt, e.g. 3)")
+        if isinstance(self.mode, dict):
+            from recllm.evaluate.protocols import get_protocol
+            for name in self.mode:
+                try:
+                    get_protocol(name)
+                except RecllmError as exc:
+                    raise ValueError(f"mode: {exc.message}") from None
         return self
 
     @field_validator("ks")
@@ -206,17 +216,23 @@ class EvalConfig(StrictOptions):
         [("", self)] when nothing is swept."""
         axes = [(k, getattr(self, k)) for k in SWEEP_KEYS if isinstance(getattr(self, k), list)]
         if not axes:
-            return [("", self)]
+            return [("", self._protocol_mode())]
         runs = []
         for values in itertools.product(*(v for _, v in axes)):
             update = dict(zip((k for k, _ in axes), values))
-            point = self.model_copy(update=update)
+            point = self.model_copy(update=update)._protocol_mode()
             if point.mode == "score" and not point.protocol_spec.uses_candidates:
                 _note(f"sweep point {update} skipped: score mode needs a candidate protocol")
                 continue
             name = ",".join(f"{k}={_slug(v)}" for k, v in update.items())
             runs.append((name, point))
         return runs
+
+    def _protocol_mode(self) -> "EvalConfig":
+        """With `mode` as a mapping, this (single-protocol) point's own mode."""
+        if not isinstance(self.mode, dict) or isinstance(self.protocol, list):
+            return self
+        return self.model_copy(update={"mode": self.mode.get(str(self.protocol), "generate")})
 
     @property
     def protocol_spec(self):
@@ -226,6 +242,8 @@ class EvalConfig(StrictOptions):
 
     def resolved(self) -> "EvalConfig":
         """Fill defaults that depend on other keys (the template per protocol)."""
+        if isinstance(self.mode, dict) and not isinstance(self.protocol, list):
+            return self._protocol_mode().resolved()
         if any(isinstance(getattr(self, key), list) for key in ("protocol", "template", "mode")):
             raise RecllmError("resolve each sweep point separately", where="config")
         protocol = self.protocol_spec

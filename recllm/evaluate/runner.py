@@ -232,7 +232,7 @@ def transfer_info(cfg: EvalConfig, plan: RunPlan) -> dict[str, Any]:
     """Where the prompt's knowledge came from and what the baselines trained on: the columns
     of `recllm report --transfer`."""
     return {"target": plan.dataset.name, "domain": cfg.domain or plan.dataset.domain,
-            "demos_from": cfg.demos_from, "demos": cfg.demos,
+            "demos_from": cfg.demos_from if cfg.demos else None, "demos": cfg.demos,
             "demo_domain": plan.demo_domain[0] if plan.demo_domain else None,
             "regime": plan.regime or {"train_fraction": 1.0, "train_users": None,
                                       "users": plan.train.n_users,

@@ -83,7 +83,7 @@ def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None 
             log(f"baseline {name} fitted ({time.perf_counter() - t1:.1f}s)")
     plan = RunPlan(dataset, cases, train, baselines, skipped=skipped, split=split.summary(),
                    percentiles=popularity_percentiles(train.count_of()), regime=regime)
-    if cfg.demos and cfg.model is not None:
+    if cfg.demos and cfg.model is not None:  # demos: 0 in a sweep is the zero-shot point
         _add_demos(cfg, plan, log)
     protocol = cfg.protocol_spec
     if protocol.build is not None:
