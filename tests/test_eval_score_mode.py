@@ -47,7 +47,8 @@ class LengthScorer:
 def _run(tmp_path, dataset, norm, engine, **kw):
     cfg = EvalConfig(dataset="tiny", model="length-test", users=None, max_history=None,
                      output=str(tmp_path / norm), progress=False, ks=[1, 4], ci_resamples=20,
-                     protocol="candidates", negatives=3, mode="score", score_norm=norm, **kw)
+                     protocol="candidates", negatives=3, mode="score", score_norm=norm,
+                     **{"template": "rank-sequential", **kw})  # its empty history reads "(none yet)"
     [run] = run_eval(cfg, dataset=dataset, backend=engine, log=lambda m: None)
     return run, {s["user"]: s for s in read_records(run / "samples.jsonl")}
 

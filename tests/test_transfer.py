@@ -173,3 +173,17 @@ def test_mode_per_protocol_and_demos_sweep(tmp_path):
                       "protocol=candidates,demos=0": ("score", 0),
                       "protocol=candidates,demos=2": ("score", 2)}
     assert config(tmp_path, protocol="candidates", mode={"candidates": "score"}).sweep()[0][1].mode == "score"
+
+
+def test_default_templates_follow_mode_and_demonstrations(tmp_path):
+    def template(**kw):
+        return config(tmp_path, template=None, **kw).sweep()[0][1].resolved().template
+    assert template(protocol="candidates", mode="score") == "score-next"
+    assert template(protocol="candidates", mode="score", demos_from="x", demos=0) == "score-cross-domain"
+    assert template(protocol="full", demos_from="x", demos=0) == "cross-domain"
+    assert template(protocol="full") == "generate"
+    # a mode mapping leaves constrain to the generate points
+    cfg = config(tmp_path, protocol=["full", "candidates"], mode={"candidates": "score"},
+                 constrain="catalog")
+    assert {n: p.resolved().constrain for n, p in cfg.sweep()} == {
+        "protocol=full": "catalog", "protocol=candidates": "none"}

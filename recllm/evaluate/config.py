@@ -229,10 +229,15 @@ class EvalConfig(StrictOptions):
         return runs
 
     def _protocol_mode(self) -> "EvalConfig":
-        """With `mode` as a mapping, this (single-protocol) point's own mode."""
+        """With `mode` as a mapping, this (single-protocol) point's own mode; `constrain`
+        then applies to the generate points only (score mode writes nothing to constrain)."""
         if not isinstance(self.mode, dict) or isinstance(self.protocol, list):
             return self
-        return self.model_copy(update={"mode": self.mode.get(str(self.protocol), "generate")})
+        mode = self.mode.get(str(self.protocol), "generate")
+        update: dict[str, Any] = {"mode": mode}
+        if mode == "score":
+            update["constrain"] = "none"
+        return self.model_copy(update=update)
 
     @property
     def protocol_spec(self):
@@ -260,9 +265,14 @@ class EvalConfig(StrictOptions):
                               where="constrain", hint="drop constrain, or use mode: generate")
         update: dict[str, Any] = {}
         if self.template is None and self.model is not None:
+            # Score mode scores titles after a prompt without candidates (score-next); with a
+            # demonstrations' source, the templates that show them, for every `demos` count
+            # (0 included), so zero-shot and demo points differ by the demonstrations alone.
             update["template"] = protocol.default_template
-            if self.demos:  # the built-in templates that show demonstrations
-                update["template"] = "score-cross-domain" if self.mode == "score" else "cross-domain"
+            if self.mode == "score":
+                update["template"] = "score-cross-domain" if self.demos_from else "score-next"
+            elif self.demos_from:
+                update["template"] = "cross-domain"
         # Lists are as long as what is asked for: k titles over the catalog, every candidate
         # otherwise; a cutoff beyond that would repeat the last one, so it is dropped.
         longest = protocol.list_length(self)
