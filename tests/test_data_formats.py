@@ -29,7 +29,7 @@ def with_plugin(monkeypatch):
 
 
 def test_a_plugin_format_is_asked_before_the_table_fallback(with_plugin, tmp_path):
-    assert [f.name for f in detection_order()] == ["movielens", "atomic", "amazon", "special", "table"]
+    assert [f.name for f in detection_order()] == ["movielens", "atomic", "amazon", "bookcrossing", "special", "table"]
     for name in ("x.special.csv", "x.csv"):
         (tmp_path / name).write_text("user_id,item_id,timestamp\nu,a,1\nu,b,2\n")
     assert detect(tmp_path / "x.special.csv", LoadOptions()).format == "special"

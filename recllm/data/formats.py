@@ -47,12 +47,14 @@ class DataFormat:
     files: Callable[[Path, LoadOptions], tuple[Path, tuple[Path, ...]]] = _just_the_path
     detected_by: str = ""         # what a path of this format looks like (README table)
     fallback: bool = False        # tried after every other format (the generic table)
+    merge_duplicates: bool = True  # default of LoadOptions.merge_duplicates when not given
 
 
 FORMATS = Registry("data format", "recllm.loaders", {
     "movielens": "recllm.data.movielens:FORMAT",  # before atomic: a folder holding both is MovieLens
     "atomic": "recllm.data.atomic:FORMAT",
     "amazon": "recllm.data.amazon:FORMAT",
+    "bookcrossing": "recllm.data.bookcrossing:FORMAT",
     "table": "recllm.data.table:FORMAT",
 })
 

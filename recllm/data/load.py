@@ -27,6 +27,8 @@ def load_dataset(name_or_path: str | Path, *, log: Log = stderr_log, **options: 
     """
     opts = LoadOptions.parse(options, where="load_dataset")
     named, plan, source = _resolve(name_or_path, opts, log)
+    if "merge_duplicates" not in opts.model_fields_set:  # the format's default (before the cache key)
+        opts = opts.model_copy(update={"merge_duplicates": get_format(plan.format).merge_duplicates})
     key = cache.table_key(named or str(plan.path.resolve()), opts.model_dump(exclude={"cache"}), list(plan.files))
     if opts.cache:
         hit = cache.load_cached(key)

