@@ -46,6 +46,10 @@ def add_parser(subparsers) -> None:
     p = sub.add_parser("stats", help="load a dataset (name or path) and print its statistics")
     p.add_argument("dataset", metavar="NAME_OR_PATH")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--order", choices=("auto", "time", "random"), default="auto",
+                   help="order of each user's items for the leave-one-out figures: time, or a seeded "
+                   "synthetic shuffle (random); auto: time when the dataset has timestamps")
+    p.add_argument("--order-seed", type=int, default=0, metavar="N", help="seed of the random order")
     add_loader_arguments(p)
     p.set_defaults(func=run_stats)
 
@@ -94,6 +98,7 @@ def run_stats(args: argparse.Namespace) -> int:
 
     from recllm.commands._output import print_json, print_table
     from recllm.data import leave_one_out, load_dataset
+    from recllm.data.splits import has_timestamps
 
     started = time.perf_counter()
     dataset = load_dataset(args.dataset, **loader_options(args))
@@ -103,10 +108,14 @@ def run_stats(args: argparse.Namespace) -> int:
     per_user = inter.groupby("user_id", sort=False).size()
     stats["history_length"] = {"min": int(per_user.min()), "median": float(per_user.median()),
                                "max": int(per_user.max())}
-    stats["time_range"] = [int(inter["timestamp"].min()), int(inter["timestamp"].max())]
+    timed = has_timestamps(dataset)  # without, the column holds row numbers: no time range
+    stats["time_range"] = [int(inter["timestamp"].min()), int(inter["timestamp"].max())] if timed else None
     if stats["rated"]:
         stats["rating_counts"] = {str(k): int(v) for k, v in inter["rating"].value_counts().sort_index().items()}
-    split = leave_one_out(dataset)
+        stats["unrated"] = int(inter["rating"].isna().sum())
+    stats["filters"] = _filters(dataset, stats)
+    split = leave_one_out(dataset, order=args.order, seed=args.order_seed)
+    stats["order"] = {k: split.params[k] for k in ("order", "synthetic", "order_seed", "note") if k in split.params}
     stats["leave_one_out"] = split.summary()
     stats["meta"] = dataset.meta
     if args.json:
@@ -118,6 +127,25 @@ def run_stats(args: argparse.Namespace) -> int:
                  for k in keys])
     h = stats["history_length"]
     print(f"\nper-user interactions: min {h['min']}, median {h['median']:g}, max {h['max']}")
+    f = stats["filters"]
+    removed = ", ".join(f"{k.removeprefix('removed_by_')} -{v:,}" for k, v in f.items() if k.startswith("removed_by_"))
+    if removed or f["applied"]:
+        applied = ", ".join(f"{k}={v}" for k, v in f["applied"].items())
+        print(f"filters ({applied}): {f['read']:,} interactions read; {removed or 'none removed'}; left: {f['left']['interactions']:,} "
+              f"interactions, {f['left']['users']:,} users, {f['left']['items']:,} items")
     print(f"leave-one-out: {len(split.test):,} test users, {len(split.valid):,} validation users, "
-          f"{split.skipped:,} skipped")
+          f"{split.skipped:,} skipped (fewer than {split.params['min_history'] + 1} interactions)")
+    if split.params.get("synthetic"):
+        print(f"order: random (synthetic, seed {split.params['order_seed']}): {split.params['note']}")
     return 0
+
+
+def _filters(dataset, stats: dict[str, Any]) -> dict[str, Any]:
+    """What the load-time filters (min_rating, duplicates, k_core) removed and what is left."""
+    meta = dataset.meta
+    out: dict[str, Any] = {"read": meta.get("read", stats["interactions"])}
+    out.update({k: v for k, v in meta.items() if k.startswith("removed_by_")})
+    opts = meta.get("options", {})
+    out["applied"] = {k: opts[k] for k in ("min_rating", "duplicates", "k_core") if k in opts}
+    out["left"] = {k: stats[k] for k in ("interactions", "users", "items")}
+    return out
