@@ -200,3 +200,13 @@ def test_exposure_rules(monkeypatch):
         token_from("RECLLM_TEST_TOKEN")
     monkeypatch.setenv("RECLLM_TEST_TOKEN", "abc")
     assert token_from("RECLLM_TEST_TOKEN") == "abc" and token_from(None) is None
+
+
+def test_cli_serve_refuses_an_exposed_host_without_a_token(capsys, monkeypatch):
+    from recllm.cli import main
+
+    assert main(["serve", "--catalog", "ml-100k", "--host", "0.0.0.0", "--backend", "scripted"]) == 2
+    assert "refusing to listen on 0.0.0.0 without a token" in capsys.readouterr().err
+    monkeypatch.delenv("RECLLM_TEST_TOKEN", raising=False)
+    assert main(["serve", "--catalog", "ml-100k", "--token-env", "RECLLM_TEST_TOKEN", "--backend", "scripted"]) == 2
+    assert "RECLLM_TEST_TOKEN is not set" in capsys.readouterr().err

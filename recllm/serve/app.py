@@ -144,7 +144,7 @@ def create_app(recommender: Recommender, options: ServeOptions | None = None, *,
         return Response(body, media_type=kind)
 
     @app.get("/v1/items", summary="search the catalog by title", dependencies=[Depends(authorized)])
-    async def items(q: Annotated[str, Query(min_length=1, max_length=MAX_TITLE)],
+    def items(q: Annotated[str, Query(min_length=1, max_length=MAX_TITLE)],  # sync: runs off the event loop
                     limit: Annotated[int, Query(ge=1, le=50)] = 10) -> dict[str, Any]:
         return {"query": q, "items": recommender.search(q, limit)}
 
