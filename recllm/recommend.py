@@ -29,6 +29,9 @@ from recllm.errors import RecllmError
 from recllm.options import StrictOptions
 
 EXPLAIN_TEMPLATE = "explain"
+# Local engines that enforce constrained decoding: on by default there, since small models
+# otherwise mostly repeat the history or invent titles (SmolLM2-135M: 1 usable item of 5 vs 5).
+CONSTRAINING = ("transformers", "llamacpp", "vllm")
 MAX_REASON_CHARS = 200
 _NUMBERING = re.compile(r"^\s*(?:\d+[.)]|[-*•])\s*")
 
@@ -47,7 +50,8 @@ class RecommendSettings(StrictOptions):
                                                    "rank-sequential with candidates)")
     mode: Literal["generate", "score"] = Field("generate", description="generate: the model writes a list; score: "
                                                "candidates ranked by the model's likelihood")
-    constrain: bool = Field(False, description="decode only catalog titles (only the candidates when given)")
+    constrain: bool | None = Field(None, description="decode only catalog titles (only the candidates when given); "
+                                   "default: on for the engines that enforce it (transformers, llamacpp, vllm)")
     retriever: str = Field("itemknn", description="score mode: baseline whose top items are the candidates")
     n_candidates: int = Field(20, ge=1, le=1000, description="score mode: how many candidates the retriever gives")
     score_norm: Literal["sum", "mean", "pmi"] = Field("sum", description="score mode normalization")
@@ -91,6 +95,7 @@ class Recommender:
         from recllm.prompting import load_template
 
         self.dataset, self.settings = dataset, settings or RecommendSettings()
+        self.constrained = constrains(self.settings)
         counts = dataset.interactions["item_id"].value_counts()
         self.popularity = {str(k): float(v) for k, v in counts.items()}
         self._llms: dict[tuple[str, int], Any] = {}
@@ -116,7 +121,8 @@ class Recommender:
         template = s.template if s.template and self._template_mode(s.template) == wants else None
         if template is None and protocol != "full":
             template = "score-next" if s.mode == "score" else "rank-sequential"
-        constrain = "none" if not s.constrain else ("catalog" if protocol == "full" else "candidates")
+        constrain = "none" if not self.constrained or s.mode == "score" else (
+            "catalog" if protocol == "full" else "candidates")
         return EvalConfig.parse({
             "dataset": self.dataset.name, "model": s.model or DEFAULT_MODEL, "backend": s.backend,
             "backend_options": s.backend_options, "template": template, "mode": s.mode,
@@ -169,7 +175,7 @@ class Recommender:
         llm = next(iter(self._llms.values()))
         return {"catalog": self.dataset.name, "catalog_items": len(self.dataset.catalog), "mode": self.settings.mode,
                 "model": str(llm.cfg.model) if self._has_model else None, "backend": self.settings.backend, "template": llm.template.name,
-                "constrain": self.settings.constrain}
+                "constrain": self.constrained and self.settings.mode == "generate"}
 
     def close(self) -> None:
         self.backend.close()
@@ -393,6 +399,15 @@ class Recommender:
             return
         for row, res in zip(slots, results):
             row["reason"] = None if res.error else first_line(res.text)
+
+
+def constrains(settings: RecommendSettings) -> bool:
+    """Whether generation is constrained: as asked, else on for the engines that enforce it."""
+    if settings.constrain is not None:
+        return settings.constrain
+    from recllm.backends import BACKENDS
+
+    return BACKENDS.canonical(settings.backend) in CONSTRAINING
 
 
 def first_line(text: str) -> str | None:

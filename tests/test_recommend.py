@@ -9,7 +9,8 @@ import pytest
 
 from recllm.cli import main
 from recllm.errors import RecllmError
-from recllm.recommend import BackendFailed, Query, Recommender, RecommendSettings, first_line, load_catalog
+from recllm.recommend import (BackendFailed, Query, Recommender, RecommendSettings, constrains, first_line,
+                              load_catalog)
 
 ANSWER = "1. Heat (1995)\n2. Fargo (1996)\n3. Star Wars (1977)\n4. Not A Real Movie (2001)\n5. Braveheart (1995)"
 
@@ -131,3 +132,13 @@ def test_cli_recommend_json(tmp_path, capsys):
 def test_cli_recommend_errors_are_one_line(capsys):
     assert main(["recommend", "--catalog", "ml-100k", "--backend", "scripted"]) == 2
     assert "history is empty" in capsys.readouterr().err
+
+
+def test_constrained_decoding_is_on_by_default_where_the_engine_enforces_it(tiny_dataset):
+    assert constrains(RecommendSettings(backend="transformers")) and constrains(RecommendSettings(backend="hf"))
+    assert not constrains(RecommendSettings(backend="scripted")) and not constrains(RecommendSettings(backend="openai"))
+    assert not constrains(RecommendSettings(backend="llamacpp", constrain=False))
+    rec = scripted(tiny_dataset, constrain=True)
+    assert rec.identity["constrain"] is True
+    rec.recommend(Query(history=("Heat (1995)",), k=2))
+    assert rec._llms[("full", 2)].cfg.constrain == "catalog"

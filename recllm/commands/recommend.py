@@ -42,7 +42,9 @@ def add_recommender_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--template", default=None, help="prompt template (default: generate; score-next in score mode)")
     p.add_argument("--mode", choices=["generate", "score"], default="generate",
                    help="generate: the model writes a list; score: candidates ranked by likelihood")
-    p.add_argument("--constrain", action="store_true", help="decode only catalog titles (the candidates when given)")
+    p.add_argument("--constrain", action=argparse.BooleanOptionalAction, default=None,
+                   help="decode only catalog titles (the candidates when given); default: on for transformers, "
+                        "llamacpp and vllm, which enforce it")
     p.add_argument("--retriever", default="itemknn", help="score mode: the baseline giving candidates (default itemknn)")
     p.add_argument("--n-candidates", type=int, default=20, help="score mode: retrieved candidates (default 20)")
     p.add_argument("--max-history", type=int, default=50, help="most recent history items shown (default 50)")
