@@ -169,3 +169,11 @@ def test_empty_user_id_names_its_line(tmp_path):
     with pytest.raises(RecllmError, match="empty id") as err:
         load_dataset(folder, log=lambda m: None)
     assert err.value.where == f"{folder / RATINGS}:4"
+
+
+def test_twice_encoded_titles_with_a_lost_byte_are_repaired(tmp_path):
+    rows = BOOK_ROWS + ['"3746619220";"Der Sterne TennisbÃ?Â¤lle.";"Stephen Fry";"2003";"Aufbau"',
+                        '"3518383000";"Ulysses (Ã?Â?bersetzg.)";"James Joyce";"1979";"Suhrkamp"']
+    ds = load_dataset(write_bx(tmp_path / "bx", books=rows), log=lambda m: None)
+    assert ds.catalog.item("3746619220")["raw_title"] == "Der Sterne Tennisbälle."
+    assert ds.meta["titles_unrepairable"] == 1  # two bytes lost: left as written, counted
