@@ -84,8 +84,9 @@ def test_template_label_and_grounding(bx):
     ds = load_dataset(bx, log=lambda m: None)
     assert catalog_items(ds.catalog)["0195153448"].label == "Classical Mythology by Mark P. O. Morford (2002)"
     matcher = TitleMatcher.from_catalog(ds.catalog)
-    found = matcher.match(["Classical Mythology", "The Little Prince", '"O" Is for Outlaw'])
-    assert [m.item_id if m else None for m in found] == ["0195153448", "0156528207", "0449003787"]
+    found = matcher.match(["Classical Mythology", "The Little Prince", '"O" Is for Outlaw',
+                           "The Little Prince by Antoine de Saint-Exupéry (1968)"])  # the label echoed
+    assert [m.item_id if m else None for m in found] == ["0195153448", "0156528207", "0449003787", "0156528207"]
     assert found[0].title == "Classical Mythology by Mark P. O. Morford"
 
 

@@ -201,9 +201,11 @@ def load_bookcrossing(folder: Path, options: LoadOptions) -> Loaded:
         years=years, parse_titles=False,
         extra={"author": [a or None for a in authors], "author_raw": [a or None for a in authors_raw],
                "publisher": [p or None for p in clean_text(books.column("Publisher"))[0]]})
-    # raw_title: the book title alone, what the matcher keys on (Catalog's titles stay `shown`).
-    catalog.table["raw_title"] = titles if "duplicate_catalog_ids" not in notes else \
-        [titles[i] for i in np.flatnonzero(~pd.Series(isbns_all).duplicated().to_numpy())]
+    # raw_title: the book title alone, what the matcher keys on (Catalog's titles stay `shown`);
+    # "Title by Author" as an alternate, so an answer echoing the label grounds too.
+    kept = np.flatnonzero(~pd.Series(isbns_all).duplicated().to_numpy())
+    catalog.table["raw_title"] = [titles[i] for i in kept]
+    catalog.table["alternates"] = [[shown[i]] if authors[i] else [] for i in kept]
     meta = {"format": "bookcrossing", "timestamps": False, "domain_verb": DOMAIN_VERB,
             "ratings_read": int(ratings.num_rows), "dropped_unknown_items": int((~known).sum()),
             "implicit_interactions": int(np.isnan(rating).sum()), "years_nulled": no_year,
