@@ -107,3 +107,15 @@ def test_custom_ids_round_trip():
     assert batchfiles.custom_id("abc", "u1") == "abc:u1#ask0"
     assert batchfiles.split_id("abc:u1#ask0") == ("abc", "u1")
     assert batchfiles.split_id(batchfiles.custom_id("abc", "a:b#ask2")) == ("abc", "a:b#ask2")
+
+
+def test_cli_flags_reach_the_config():
+    from recllm.cli import build_parser
+    from recllm.commands.evaluate import overrides
+
+    args = build_parser().parse_args(["eval", "--export-requests", "r.jsonl", "--executor", "ray",
+                                      "--actors", "2"])
+    assert overrides(args) == {"export_requests": "r.jsonl", "executor": "ray",
+                               "executor_options": {"actors": 2}}
+    args = build_parser().parse_args(["eval", "--import-answers", "a.jsonl"])
+    assert overrides(args) == {"import_answers": "a.jsonl"}
