@@ -119,3 +119,10 @@ def test_cli_flags_reach_the_config():
                                "executor_options": {"actors": 2}}
     args = build_parser().parse_args(["eval", "--import-answers", "a.jsonl"])
     assert overrides(args) == {"import_answers": "a.jsonl"}
+
+
+def test_a_bare_reply_in_response_is_read_as_the_body(tmp_path):
+    answers = tmp_path / "a.jsonl"
+    reply = {"choices": [{"message": {"content": "1. Heat (1995)"}, "finish_reason": "stop"}]}
+    answers.write_text(json.dumps({"custom_id": "h:u1#ask0", "response": reply}) + "\n")
+    assert batchfiles.load_answers(answers, "h") == {"h:u1#ask0": reply}

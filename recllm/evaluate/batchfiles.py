@@ -172,6 +172,8 @@ def _answer(row: dict[str, Any]) -> dict[str, Any] | str:
         return f"batch error: {json.dumps(error, default=str)[:300]}"
     if not isinstance(response, dict):
         return "batch line without a response"
+    if "choices" in response and "body" not in response:  # a bare reply (some batch runners)
+        return response
     status, body = response.get("status_code", 200), response.get("body")
     if status != 200:
         return f"HTTP {status} in the batch: {json.dumps(body, default=str)[:300]}"
