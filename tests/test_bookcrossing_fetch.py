@@ -127,3 +127,10 @@ def test_stats_order_time_is_one_line_error(fake_registry, capsys):
 def test_stats_text_names_the_order(fake_registry, capsys):
     code, out, _ = run(capsys, "data", "stats", "book-crossing")
     assert code == 0 and "order: random (synthetic, seed 0)" in out and "skipped (fewer than 2" in out
+
+
+def test_data_list_names_the_verb(capsys):
+    code, out, _ = run(capsys, "data", "list", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows["book-crossing"]["domain_verb"] == "read" and rows["ml-1m"]["domain_verb"] is None
+    assert "BX-CSV-Dump.zip" in rows["book-crossing"]["sources"][0]

@@ -69,7 +69,8 @@ def run_list(args: argparse.Namespace) -> int:
             except (OSError, ValueError):
                 pass
         rows.append({"name": spec.name, "fetched": served_by is not None, "served_by": served_by,
-                     "domain": spec.domain, "sources": [s.describe() for s in spec.sources],
+                     "domain": spec.domain, "domain_verb": spec.domain_verb or None,
+                     "sources": [s.describe() for s in spec.sources],
                      "description": spec.description})
     if args.json:
         print_json(rows)
