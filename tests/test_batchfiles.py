@@ -65,10 +65,13 @@ def test_missing_and_failed_answers_are_errors_then_a_second_batch_finishes(tmp_
     assert errors["u1"] is None and errors["u4"] is None
     assert "HTTP 500" in errors["u2"] and "no answer for" in errors["u3"]
 
-    # second batch: export only what failed... (here: answer everything again) and retry
-    full = tmp_path / "ans2.jsonl"
-    batchfiles.answer_file(requests, full, echo(tiny_dataset))
-    run_one(cfg_for(tmp_path, import_answers=str(full), retry_failed=True), run, resume=True,
+    # second batch: export only the failed users' requests, answer them, import
+    retry, retry_answers = tmp_path / "retry.jsonl", tmp_path / "retry-answers.jsonl"
+    run_one(cfg_for(tmp_path, export_requests=str(retry), retry_failed=True), run, resume=True,
+            dataset=tiny_dataset)
+    assert [r["custom_id"].split(":")[1] for r in read(retry)] == ["u2#ask0", "u3#ask0"]
+    batchfiles.answer_file(retry, retry_answers, echo(tiny_dataset))
+    run_one(cfg_for(tmp_path, import_answers=str(retry_answers)), run, resume=True,
             dataset=tiny_dataset)
     samples = read(run / "samples.jsonl")
     assert sorted(s["user"] for s in samples) == ["u1", "u2", "u3", "u4"]

@@ -47,24 +47,56 @@ def body_maker(cfg) -> Any:
     return OpenAIBackend(OpenAIOptions(model=str(model), **keep))
 
 
-class _Exporter(Backend):
-    """Stands in for the engine while requests are exported: nothing is generated."""
+def engine_for(cfg) -> Backend:
+    """The run's engine for --export-requests (nothing is generated) or --import-answers."""
+    model = str(body_maker(cfg).options.model)
+    if cfg.export_requests:
+        return Exporter(cfg, model)
+    return AnswersBackend(cfg.import_answers, cfg.hash(), model)
 
-    name = "batch-export"
+
+class BatchFileEngine(Backend):
+    """What answers a batch-file run: named by the served model, not by a file, so exporting,
+    importing and a second batch all continue one run (its fingerprint)."""
+
+    name = "batch-file"
+
+    def __init__(self, model: str):
+        self.model = model
+
+    def identity(self) -> dict[str, Any]:
+        return {"engine": self.name, "model": self.model}
+
+
+class Exporter(BatchFileEngine):
+    """Stands in for the engine while requests are exported; a token budget
+    (max_prompt_tokens) still counts with the configured engine's tokenizer."""
+
+    def __init__(self, cfg, model: str):
+        super().__init__(model)
+        self.cfg, self._engine = cfg, None
+
+    def count_tokens(self, request: GenerationRequest) -> int | None:
+        if self._engine is None:
+            from recllm.evaluate.llm import make_backend
+            self._engine = make_backend(self.cfg)
+        return self._engine.count_tokens(request)
 
     def generate(self, requests):  # pragma: no cover - export never generates
         raise RecllmError("export writes requests; it generates nothing")
 
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
 
-def export(cfg, run_dir: Path, plan, pending: list, log) -> int:
-    """Write every request of the pending users to cfg.export_requests; returns the count."""
-    from recllm.evaluate.llm import LLMRecommender
 
+def export(cfg, plan, pending: list, llm, log) -> int:
+    """Write every request of the pending users (rendered by the run's LLMRecommender) to
+    cfg.export_requests; returns the count."""
     if cfg.mode != "generate":
         raise RecllmError("batch files carry generation requests; score mode needs logprobs of "
                           "the candidates", where="--export-requests",
                           hint="use mode: generate, or run score mode against a server")
-    llm = LLMRecommender(cfg, plan.dataset, backend=None if cfg.max_prompt_tokens else _Exporter())
     maker, run_hash = body_maker(cfg), cfg.hash()
     path = Path(cfg.export_requests)
     tmp, n = path.with_name(path.name + ".tmp"), 0
@@ -82,26 +114,22 @@ def export(cfg, run_dir: Path, plan, pending: list, log) -> int:
                                          ensure_ascii=False) + "\n")
                     n += 1
     finally:
-        llm.close()
+        if llm is not None:
+            llm.backend.close()
     tmp.replace(path)
     log(f"wrote {n} requests for {len(pending)} users to {path}; run them (e.g. `vllm run-batch "
         f"-i {path} -o answers.jsonl --model MODEL`), then rerun with --import-answers answers.jsonl")
     return n
 
 
-class AnswersBackend(Backend):
+class AnswersBackend(BatchFileEngine):
     """Replays a batch output file: each request answered by its custom_id; a missing or
     failed answer is that request's error (retry with a second file: --resume --retry-failed)."""
 
-    name = "batch-file"
-
     def __init__(self, path: str | Path, run_hash: str, model: str):
-        self.path, self.run_hash, self.model = Path(path), run_hash, model
+        super().__init__(model)
+        self.path, self.run_hash = Path(path), run_hash
         self.answers = load_answers(self.path, run_hash)
-
-    def identity(self) -> dict[str, Any]:
-        # the answers' source, not the file: a second batch file continues the same run
-        return {"engine": self.name, "model": self.model}
 
     def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         out = []

@@ -82,11 +82,8 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
         if cfg.model is None:
             raise RecllmError("batch files carry the LLM's requests; this run has no model",
                               where="--export-requests/--import-answers", hint="set --model")
-        if cfg.export_requests:
-            batchfiles.export(cfg, run_dir, plan, pending, log)
-            return None
-        if backend is None and pending:
-            backend = batchfiles.AnswersBackend(cfg.import_answers, cfg.hash(), str(cfg.model))
+        if backend is None:  # the same identity both ways: an export and an import share a run
+            backend = batchfiles.engine_for(cfg)
     llm = None
     if cfg.model is not None and pending:
         from recllm.evaluate.llm import LLMRecommender
@@ -94,6 +91,10 @@ def _run_locked(cfg: EvalConfig, run_dir: Path, *, resume: bool, log: Log, backe
                              popularity={k: float(v) for k, v in plan.train.count_of().items()},
                              demos=plan.demos, demo_domain=plan.demo_domain)
         rundir.check_fingerprint(run_dir, "model", llm.fingerprint(), has_samples=bool(done))
+    if cfg.export_requests:  # write the requests, generate nothing (recllm.evaluate.batchfiles)
+        from recllm.evaluate import batchfiles
+        batchfiles.export(cfg, plan, pending, llm, log)
+        return None
     t_loop, c_loop = time.perf_counter(), _cpu_seconds()
     try:
         stats = _answer(cfg, run_dir, plan, pending, llm)
