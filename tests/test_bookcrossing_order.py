@@ -80,3 +80,18 @@ def test_time_order_without_timestamps_is_one_clear_error():
         temporal_split(ds, 0.5)
     with pytest.raises(RecllmError, match="unknown order 'chrono'"):
         order_info(ds, "chrono")
+
+
+def test_training_data_leaves_out_the_synthetic_targets():
+    """Targets are found by (user, item, timestamp): the random order must keep timestamps, or
+    the baselines would train on the held-out items."""
+    from recllm.baselines.base import training_data
+
+    ds = untimed({"u1": "abcdef", "u2": "xyz"})
+    split = leave_one_out(ds)
+    for data in (ds, reorder(ds)):
+        train = training_data(data, split.test)
+        users = {code: u for u, code in train.users.items()}
+        seen = {(users[u], train.items[i]) for u, i in zip(train.user_codes, train.item_codes)}
+        assert not seen & {(c.user_id, c.target) for c in split.test}
+        assert len(seen) == 9 - len(split.test)
