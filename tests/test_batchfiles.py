@@ -129,3 +129,15 @@ def test_a_bare_reply_in_response_is_read_as_the_body(tmp_path):
     reply = {"choices": [{"message": {"content": "1. Heat (1995)"}, "finish_reason": "stop"}]}
     answers.write_text(json.dumps({"custom_id": "h:u1#ask0", "response": reply}) + "\n")
     assert batchfiles.load_answers(answers, "h") == {"h:u1#ask0": reply}
+
+
+def test_actors_flag_adds_to_the_file_s_executor_options(tmp_path, monkeypatch):
+    import recllm.evaluate.runner as runner
+    from recllm.cli import main
+
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("executor: ray\nexecutor_options: {window: 10}\nmodel: none\n")
+    seen = {}
+    monkeypatch.setattr(runner, "run_eval", lambda cfg, **kw: seen.setdefault("cfg", cfg) and [])
+    assert main(["eval", "--config", str(cfg_file), "--actors", "3"]) == 0
+    assert seen["cfg"].executor_options == {"window": 10, "actors": 3}

@@ -112,11 +112,12 @@ def run(args: argparse.Namespace) -> int:
     from recllm.report import load_runs, markdown_table
 
     over = overrides(args)
-    cfg = load_config(args.config, {k: v for k, v in over.items() if k != "backend_options"},
+    merged = ("backend_options", "executor_options")  # flags add to the file's, key by key
+    cfg = load_config(args.config, {k: v for k, v in over.items() if k not in merged},
                       keep_none=[k for k, v in over.items() if v is None])
-    if "backend_options" in over:
-        cfg = cfg.model_copy(update={"backend_options": {**cfg.backend_options,
-                                                         **over["backend_options"]}})
+    for key in merged:
+        if key in over:
+            cfg = cfg.model_copy(update={key: {**getattr(cfg, key), **over[key]}})
     log = (lambda msg: print(msg, file=sys.stderr))
     dirs = run_eval(cfg, resume=args.resume, log=log)
     runs = load_runs(dirs, missing_ok=True)
