@@ -65,3 +65,11 @@ def test_ray_run_equals_local_run_and_survives_a_lost_actor(tmp_path, tiny_datas
     assert a["systems"] == b["systems"]
     events = [json.loads(x) for x in (tmp_path / "ray" / "events.jsonl").read_text().splitlines()]
     assert sum(e.get("users", 0) for e in events) == 4 and b["timings"]["requests"] == 8
+
+
+def test_an_engine_that_cannot_start_is_one_error_not_a_hang(tmp_path, tiny_dataset, local_ray):
+    opts = {"actors": 1, "engine": "ray_engines:CrashOnce"}  # no crash_file: its options refuse
+    with pytest.raises(RecllmError, match="Ray could not answer") as exc:
+        run_one(config(executor="ray", executor_options=opts), tmp_path / "r",
+                dataset=tiny_dataset, log=lambda m: None)
+    assert "crash_file" in str(exc.value) and "\n" not in exc.value.message
