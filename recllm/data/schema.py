@@ -106,6 +106,7 @@ class RecDataset:
             "density": n / (users * items) if users and items else 0.0,
             "interactions_per_user": n / users if users else 0.0,
             "rated": bool(inter["rating"].notna().any()) if n else False,
+            "timestamps": self.meta.get("timestamps", True) is not False,
             "source": self.source,
         }
 
@@ -133,6 +134,7 @@ class UserCase:
     truncated: int = 0
     targets: tuple[str, ...] = ()
     seen: frozenset[str] = frozenset()
+    time_ordered: bool = True  # False: the history's order is synthetic (no timestamps)
 
     def __post_init__(self) -> None:
         if not self.targets:

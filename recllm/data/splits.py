@@ -151,7 +151,7 @@ def _ordered_blocks(dataset: RecDataset | pd.DataFrame, order: str, seed: int):
 
 
 def _case(user, items, ratings, times, lo: int, hi: int, target: int, max_history: int | None,
-          targets: tuple[str, ...] = ()) -> UserCase:
+          targets: tuple[str, ...] = (), time_ordered: bool = True) -> UserCase:
     """History = rows [lo, hi), most recent `max_history` kept; seen = all of rows [lo, hi);
     target = row `target`."""
     cut = max(0, hi - lo - max_history) if max_history is not None else 0
@@ -161,6 +161,7 @@ def _case(user, items, ratings, times, lo: int, hi: int, target: int, max_histor
         user_id=str(user), history=tuple(items[lo:hi].tolist()), ratings=tuple(ratings[lo:hi].tolist()),
         timestamps=tuple(times[lo:hi].tolist()), target=str(items[target]),
         target_timestamp=int(times[target]), truncated=cut, targets=targets, seen=seen,
+        time_ordered=time_ordered,
     )
 
 
@@ -183,14 +184,17 @@ def leave_one_out(dataset: RecDataset | pd.DataFrame, *, max_history: int | None
     _check(max_history, min_history)
     (users, items, ratings, times, starts, ends), info = _ordered_blocks(dataset, order, seed)
     test, valid, skipped, skipped_valid = [], [], 0, 0
+    timed = not info.get("synthetic")
     for lo, hi in zip(starts.tolist(), ends.tolist()):
         user = users[lo]
         if hi - lo - 1 >= min_history:
-            test.append(_case(user, items, ratings, times, lo, hi - 1, hi - 1, max_history))
+            test.append(_case(user, items, ratings, times, lo, hi - 1, hi - 1, max_history,
+                              time_ordered=timed))
         else:
             skipped += 1
         if hi - lo - 2 >= min_history and hi - lo >= 2:
-            valid.append(_case(user, items, ratings, times, lo, hi - 2, hi - 2, max_history))
+            valid.append(_case(user, items, ratings, times, lo, hi - 2, hi - 2, max_history,
+                               time_ordered=timed))
         else:
             skipped_valid += 1
     params = {"max_history": max_history, "min_history": min_history, **info}

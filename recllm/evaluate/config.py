@@ -29,7 +29,8 @@ UNHASHED = ("output", "limit", "batch_size", "workers", "cache", "progress", "na
 NEUTRAL_WHEN_ADDED = {"repetition_penalty": 1.0, "frequency_penalty": 0.0, "presence_penalty": 0.0,
                       "mode": "generate", "score_norm": "mean", "constrain": "none",
                       "domain": None, "demos_from": None, "demos": 0, "demo_history": 5,
-                      "demos_options": {}, "train_fraction": 1.0, "train_users": None}
+                      "demos_options": {}, "train_fraction": 1.0, "train_users": None,
+                      "order": "auto", "order_seed": 0}
 # Old key -> new key: still accepted, with a note. (`bootstrap` meant re-asks with shuffled
 # candidates, not the statistical bootstrap that the intervals use.)
 RENAMED = {"bootstrap": "reasks", "bootstrap_merge": "reasks_merge"}
@@ -49,6 +50,10 @@ class EvalConfig(StrictOptions):
     min_history: int = 1
     max_history: int | None | list[int | None] = 50
     seed: int = 0
+    # the order a split reads each user's items in: time, or (datasets without timestamps: auto)
+    # a seeded synthetic order, by order_seed, not seed, so changing seed keeps the split
+    order: Literal["auto", "time", "random"] = "auto"
+    order_seed: int = 0
     # protocol
     protocol: str | list[str] = "full"
     k: int = 10                           # how many items the model is asked for

@@ -222,6 +222,9 @@ def build_results(cfg: EvalConfig, plan: RunPlan | None, samples: list[dict[str,
     }
     if plan is not None:
         results["transfer"] = transfer_info(cfg, plan)
+        if plan.split.get("synthetic"):  # nobody should read "last item" as "latest"
+            results["protocol"]["split"] += f", synthetic order ({plan.split.get('note')})"
+            results["protocol"]["order"] = plan.split.get("order")
     # How each trained baseline was fitted here: seconds, device, cache hit (Baseline.fit_info)
     fitted = {n: b.fit_info for n, b in (plan.baselines.items() if plan else []) if b.fit_info}
     if fitted:

@@ -39,13 +39,15 @@ def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None 
                progress: Callable | None = None) -> RunPlan:
     """Load, split, pick users, fit baselines and draw candidates, all seeded by `cfg.seed`."""
     from recllm.data import leave_one_out, load_dataset, sample_users
+    from recllm.data.splits import reorder
     from recllm.evaluate.metrics import popularity_percentiles
 
     import time
     t0 = time.perf_counter()
     if dataset is None:
         dataset = load_dataset(cfg.dataset, **cfg.dataset_options)
-    split = leave_one_out(dataset, max_history=cfg.max_history, min_history=cfg.min_history)
+    split = leave_one_out(dataset, max_history=cfg.max_history, min_history=cfg.min_history,
+                          order=cfg.order, seed=cfg.order_seed)
     cases = list(split.test if cfg.split == "test" else split.valid)
     skipped: dict[str, int] = {}
     n_skip = split.skipped if cfg.split == "test" else split.skipped_valid
@@ -61,7 +63,9 @@ def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None 
         cases = sample_users(cases, cfg.users, cfg.seed)
     # Training data leave out every held-out target of every user (not only the sampled ones).
     held = list(split.test) + (list(split.valid) if cfg.split == "valid" else [])
-    train = training_data(dataset, held)
+    # Sequence baselines read the training interactions in the order the split used.
+    ordered = reorder(dataset, cfg.order, cfg.order_seed)
+    train = training_data(ordered, held)
     log(f"data: {dataset.name}, {len(cases)} users to evaluate, {train.n_items} items "
         f"({time.perf_counter() - t0:.1f}s)")
     # A cold-start regime shrinks what the baselines fit on, nothing else: candidates, the
@@ -69,7 +73,7 @@ def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None 
     # regime evaluates the same users on the same candidates.
     fit_on, regime = train, _regime(cfg, train)
     if regime:
-        fit_on = training_data(dataset, held, fraction=float(cfg.train_fraction),
+        fit_on = training_data(ordered, held, fraction=float(cfg.train_fraction),
                                max_users=cfg.train_users, seed=cfg.seed)
         regime.update(users=fit_on.n_users, interactions=int(fit_on.counts.sum()))
         log(f"cold-start regime: baselines fit on {regime['interactions']:,} of "

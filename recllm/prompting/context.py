@@ -25,6 +25,8 @@ VARIABLES: dict[str, str] = {
     "k": "how many items to recommend",
     "n_candidates": "len(candidates)",
     "history_cut": "how many of the oldest history items were cut to fit the budget",
+    "time_ordered": "True when the history is in time order; False for a synthetic order "
+                    "(datasets without timestamps): say 'oldest first' only when True",
     "domain": "singular noun of the domain to recommend in ('movie')",
     "domain_plural": "its plural ('movies')",
     "verb": "what one does with such an item, base form ('watch', 'read')",
@@ -181,7 +183,7 @@ def build_context(
     plural = domain_plural or (dataset.domain_plural if domain is None else plural_noun(domain))
     verb, verb_past = verbs_for(target)
     values = {
-        "k": int(k), "domain": target, "domain_plural": plural, "verb": verb,
+        "k": int(k), "time_ordered": case.time_ordered, "domain": target, "domain_plural": plural, "verb": verb,
         "verb_past": verb_past, "source_domain": dataset.domain,
         "source_domain_plural": dataset.domain_plural,
         "source_verb_past": verbs_for(dataset.domain)[1],
