@@ -30,16 +30,22 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--users", type=int, default=100)
     ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--only", default="local,ray-1,ray-2", help="which of the three runs")
+    ap.add_argument("--local", help="compare with this finished local run folder instead")
     args = ap.parse_args()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    env = {"PYTHONPATH": os.environ["PYTHONPATH"]} if os.environ.get("PYTHONPATH") else {}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": env})
     ray.data.DataContext.get_current().enable_progress_bars = False
     root = Path(tempfile.mkdtemp(prefix="ray-bench-"))
     runs = {"local": {}, "ray-1": {"executor": "ray", "executor_options": {"actors": 1}},
             "ray-2": {"executor": "ray", "executor_options": {"actors": 2}}}
     figures = {}
     for name, kw in runs.items():
+        if name not in args.only.split(","):
+            continue
         t0 = time.perf_counter()
         res = run_one(config(root / name, args.users, args.max_tokens, **kw), root / name, log=lambda m: None)
         wall = time.perf_counter() - t0
@@ -47,8 +53,8 @@ def main() -> None:
         figures[name] = {"users_per_s": round(args.users / loop, 3), "loop_seconds": loop,
                          "wall_seconds": round(wall, 1), "load": os.getloadavg()}
         print(name, json.dumps(figures[name]), flush=True)
-    local = (root / "local" / "samples.jsonl").read_bytes()
-    for name in ("ray-1", "ray-2"):
+    local = (Path(args.local) if args.local else root / "local").joinpath("samples.jsonl").read_bytes()
+    for name in [n for n in ("ray-1", "ray-2") if n in figures]:
         same = (root / name / "samples.jsonl").read_bytes() == local
         print(f"{name} samples.jsonl == local: {same}")
     print(json.dumps({"figures": figures, "folder": str(root)}))
