@@ -99,6 +99,8 @@ class ResolvedModel:
     source: str  # "folder" | "cache" | "hub"
     revision: str
     instruct: bool | None = None
+    adapter: str | None = None  # a LoRA adapter folder to load over `path` (a tuned alias)
+    base: str | None = None  # the tuned alias's base model name
 
 
 def model_dir(alias: str) -> Path:
@@ -112,6 +114,10 @@ def resolve(name: str, *, fetch: bool = False, log: Callable[[str], None] | None
     `revision` (a hub branch, tag or commit) is part of a hub id's fingerprint; local
     folders are fingerprinted by their bytes instead."""
     path = Path(name).expanduser()
+    if name not in MODELS:  # a tuned model: its folder, or its alias under RECLLM_HOME/models
+        for folder in (path, *(() if "/" in name or not name else (model_dir(name),))):
+            if tuned_card(folder):
+                return resolve_tuned(folder, fetch=fetch, log=log)
     if path.is_dir():
         check_folder(path)
         return ResolvedModel(name, str(path.resolve()), "folder", folder_revision(path))
@@ -130,6 +136,40 @@ def resolve(name: str, *, fetch: bool = False, log: Callable[[str], None] | None
     if name.count("/") == 1:
         return ResolvedModel(name, name, "hub", f"hub:{name}" + (f"@{revision}" if revision else ""))
     raise unknown("model", name, MODELS)
+
+
+TUNE_FILE = "recllm-tune.json"  # written last by `recllm tune` (recllm.tune.card)
+
+
+def tuned_card(folder: Path) -> dict | None:
+    """The card of a tuned model folder (RECLLM_HOME/models/<alias>), or None if it is not one."""
+    try:
+        card = json.loads((Path(folder) / TUNE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return card if isinstance(card, dict) and "base" in card else None
+
+
+def resolve_tuned(folder: Path, *, fetch: bool = False, log: Callable[[str], None] | None = None) -> ResolvedModel:
+    """A tuned alias: its base model (resolved as usual) plus its adapter. Its revision covers
+    both, so tuned and base answers never share a cache entry."""
+    card = tuned_card(folder)
+    base = resolve(card["base"]["model"], fetch=fetch, log=log)
+    if base.revision != card["base"]["revision"]:
+        raise RecllmError(f"tuned model {card['alias']!r} was made on {card['base']['model']} revision "
+                          f"{card['base']['revision']}, but that model is now revision {base.revision}",
+                          where=str(folder), hint="fetch the original base weights again, or tune anew")
+    adapter = Path(folder) / card.get("adapter", "adapter")
+    revision = hashlib.sha256(f"{base.revision}+{folder_revision(adapter)}".encode()).hexdigest()[:16]
+    return ResolvedModel(card["alias"], base.path, "tuned", revision, base.instruct, adapter=str(adapter),
+                         base=base.name)
+
+
+def tuned_aliases() -> list[dict]:
+    """Every tuned model under RECLLM_HOME/models, with its card."""
+    root = paths.home() / "models"
+    found = [tuned_card(p) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
+    return [c for c in found if c]
 
 
 def check_folder(folder: Path) -> None:
@@ -499,6 +539,13 @@ def list_models() -> list[dict]:
                      "engines": ",".join(spec.engines), "sources": ",".join(sources),
                      "fetched": _complete(model_dir(spec.alias)) or _gguf_info(gguf_path(spec.alias)).exists(),
                      "default": spec.alias == DEFAULT_MODEL, "description": spec.description})
+    for card in tuned_aliases():
+        base = MODELS.get(card["base"]["model"])
+        rows.append({"alias": card["alias"], "params": base.params if base else "", "size": "", "bytes": None,
+                     "instruct": base.instruct if base else True, "kind": "tuned (LoRA)",
+                     "engines": "transformers,vllm", "sources": "local", "fetched": True, "default": False,
+                     "description": f"LoRA on {card['base']['model']} ({card['data']['dataset']}, "
+                                    f"{card['data']['examples']} examples, {card['steps']} steps)"})
     return rows
 
 

@@ -39,6 +39,7 @@ class TransformersOptions(StrictOptions):
     revision: str | None = None  # hub revision, for hub ids
     trust_remote_code: bool = False
     threads: int | None = None  # torch CPU threads; None: the idle cores (recllm.backends.cpu)
+    adapter: str | None = None  # a LoRA adapter folder (`recllm tune`) over `model`; a tuned alias brings its own
 
 
 class TransformersBackend(Backend):
@@ -53,6 +54,10 @@ class TransformersBackend(Backend):
                               hint="pip install 'recllm[hf]' (CPU: install torch's CPU wheel first)") from None
         self.options = opts = options or TransformersOptions()
         self.resolved = resolve(opts.model, fetch=True, revision=opts.revision)
+        if opts.adapter:
+            from recllm.backends.adapters import with_adapter
+
+            self.resolved = with_adapter(self.resolved, opts.adapter)
         gpu = torch.cuda.is_available()
         self.device = opts.device if opts.device != "auto" else ("cuda" if gpu else "cpu")
         on_gpu = self.device.startswith("cuda")
@@ -80,6 +85,10 @@ class TransformersBackend(Backend):
         except OSError as exc:  # hub id without network, or unreadable files
             raise RecllmError(f"cannot load model {self.resolved.name!r}: {exc}".splitlines()[0],
                               hint="use a fetched alias (`recllm models list`) or a complete local folder")
+        if self.resolved.adapter:  # base + LoRA, merged in memory: as fast as the base model
+            from recllm.backends.adapters import merge_adapter
+
+            model = merge_adapter(model, self.resolved.adapter)
         model.to(self.device).eval()
         tokenizer.padding_side = "left"
         if tokenizer.pad_token_id is None:  # Llama-style tokenizers ship without one

@@ -40,6 +40,7 @@ class VLLMOptions(StrictOptions):
     revision: str | None = None
     trust_remote_code: bool = False
     quantization: str | None = None
+    adapter: str | None = None  # a LoRA adapter folder (`recllm tune`) over `model`; a tuned alias brings its own
 
 
 class VLLMBackend(Backend):
@@ -51,6 +52,10 @@ class VLLMBackend(Backend):
 
         self.options = options
         self.resolved = resolve(options.model, fetch=True, revision=options.revision)
+        if options.adapter:
+            from recllm.backends.adapters import with_adapter
+
+            self.resolved = with_adapter(self.resolved, options.adapter)
         self._llm = None
 
     def _engine(self):
@@ -64,8 +69,23 @@ class VLLMBackend(Backend):
                 model=self.resolved.path, tensor_parallel_size=o.tensor_parallel_size, dtype=o.dtype,
                 max_model_len=o.max_model_len, gpu_memory_utilization=o.gpu_memory_utilization, seed=o.seed,
                 enable_prefix_caching=o.enable_prefix_caching, revision=o.revision,
-                trust_remote_code=o.trust_remote_code, quantization=o.quantization)
+                trust_remote_code=o.trust_remote_code, quantization=o.quantization, **self._lora_engine_args())
         return self._llm
+
+    # -- LoRA (vLLM docs, "LoRA Adapters": LLM(enable_lora=True, max_lora_rank=r) and
+    # generate/chat(..., lora_request=LoRARequest(name, int_id, path))) --------------------
+    def _lora_engine_args(self) -> dict[str, Any]:
+        if not self.resolved.adapter:
+            return {}
+        return {"enable_lora": True, "max_loras": 1, "max_lora_rank": lora_rank(self.resolved.adapter)}
+
+    def _lora(self) -> dict[str, Any]:
+        """{'lora_request': LoRARequest} for every engine call when an adapter is loaded, else {}."""
+        if not self.resolved.adapter:
+            return {}
+        from vllm.lora.request import LoRARequest
+
+        return {"lora_request": LoRARequest(self.resolved.name, 1, self.resolved.adapter)}
 
     def identity(self) -> dict[str, Any]:
         ident = {"engine": self.name, "model": self.resolved.name, "revision": self.resolved.revision,
@@ -99,9 +119,11 @@ class VLLMBackend(Backend):
             params = [sampling_params(r) for r in batch]
             started = time.perf_counter()
             if is_chat:
-                outputs = llm.chat([messages_of(r) for r in batch], sampling_params=params, use_tqdm=False)
+                outputs = llm.chat([messages_of(r) for r in batch], sampling_params=params, use_tqdm=False,
+                                   **self._lora())
             else:
-                outputs = llm.generate([r.prompt for r in batch], sampling_params=params, use_tqdm=False)
+                outputs = llm.generate([r.prompt for r in batch], sampling_params=params, use_tqdm=False,
+                                       **self._lora())
             seconds = (time.perf_counter() - started) / len(batch)
         except Exception as exc:  # noqa: BLE001
             if len(batch) == 1:
@@ -148,7 +170,7 @@ class VLLMBackend(Backend):
             params = score_params()
             prompts = [{"prompt_token_ids": b.prompt + c} for b in bounds for c in b.continuations]
             started = time.perf_counter()
-            outputs = llm.generate(prompts, sampling_params=params, use_tqdm=False)
+            outputs = llm.generate(prompts, sampling_params=params, use_tqdm=False, **self._lora())
             seconds = (time.perf_counter() - started) / len(bounds)
         except Exception as exc:  # noqa: BLE001
             if len(bounds) == 1:
@@ -167,6 +189,21 @@ class VLLMBackend(Backend):
 
     def close(self) -> None:
         self._llm = None
+
+
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the max_lora_rank values vLLM accepts
+
+
+def lora_rank(adapter: str) -> int:
+    """The smallest max_lora_rank vLLM accepts that holds the adapter's rank (adapter_config.json `r`)."""
+    import json
+    from pathlib import Path
+
+    try:
+        r = int(json.loads((Path(adapter) / "adapter_config.json").read_text())["r"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RecllmError(f"no readable adapter_config.json in {adapter}", where="adapter") from None
+    return next((x for x in LORA_RANKS if x >= r), r)
 
 
 def sampling_params(request: GenerationRequest):
