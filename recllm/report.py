@@ -50,15 +50,18 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
 
 def load_runs(paths: Iterable[str | Path], *, missing_ok: bool = False) -> list[Run]:
     """Runs with their results (recomputed from samples where results.json is missing)."""
+    paths = [Path(p) for p in paths]
     runs = []
     for d in find_run_dirs(paths):
+        # a sub-run of a named sweep folder that has not started yet is left out, not an error
+        missing_ok_here = missing_ok or d not in paths
         res = d / rundir.RESULTS
         if res.exists():
             import json
             runs.append(Run(d, json.loads(res.read_text(encoding="utf-8"))))
             continue
-        if not (d / rundir.SAMPLES).exists():
-            if missing_ok:
+        if not (d / rundir.SAMPLES).exists() or not (d / rundir.SAMPLES).stat().st_size:
+            if missing_ok_here:
                 continue
             raise RecllmError("no results.json and no samples.jsonl", where=str(d))
         from recllm.evaluate.runner import recompute

@@ -117,3 +117,15 @@ def test_users_from_a_file(files, capsys):
     capsys.readouterr()
     [r] = load_runs([tmp / "f"])
     assert r.results["users"]["evaluated"] == 2
+
+
+def test_a_sweep_in_progress_reports_what_has_started(files, capsys):
+    tmp, cfg = files
+    sweep = tmp / "sweep"
+    assert main(["eval", "--config", str(cfg), "-o", str(sweep / "a"), "--limit", "2"]) == 0
+    (sweep / "b").mkdir()
+    (sweep / "b" / "config.yaml").write_text((sweep / "a" / "config.yaml").read_text())
+    capsys.readouterr()
+    assert [r.path.name for r in load_runs([sweep])] == ["a"]  # b: not started, left out
+    with pytest.raises(Exception, match="no results.json and no samples.jsonl"):
+        load_runs([sweep / "b"])  # named on its own: an error
