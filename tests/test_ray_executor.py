@@ -65,6 +65,7 @@ def test_ray_run_equals_local_run_and_survives_a_lost_actor(tmp_path, tiny_datas
     assert a["systems"] == b["systems"]
     events = [json.loads(x) for x in (tmp_path / "ray" / "events.jsonl").read_text().splitlines()]
     assert sum(e.get("users", 0) for e in events) == 4 and b["timings"]["requests"] == 8
+    assert b["timings"]["generate_seconds_all_sessions"] > 0
 
 
 def test_an_engine_that_cannot_start_is_one_error_not_a_hang(tmp_path, tiny_dataset, local_ray):

@@ -149,6 +149,7 @@ def answer(cfg, plan, order, llm, pending, stats, writer, events):
                 stats.seconds_ground += time.perf_counter() - t1
                 now = time.perf_counter()
                 events.write([{"users": len(batch), "executor": "ray", "seconds": round(now - last, 4),
+                               "generate_seconds": round(t1 - last, 4),  # waiting on Ray
                                "cached": sum(1 for r in mine if r.cached), "requests": len(mine)}])
                 last = now
                 flushed += 1
