@@ -12,7 +12,8 @@ from recllm.evaluate import EvalConfig, run_eval
 from recllm.evaluate.config import load_config
 from recllm.evaluate.rundir import read_records
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "eval" / "configs").glob("*.yaml"))
+CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "eval" / "configs").glob("*.yaml")
+                 if not p.stem.startswith("tune-"))  # tune-*.yaml configure `recllm tune`
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
