@@ -309,3 +309,10 @@ def test_time_budget_stops_with_a_checkpoint_and_counts_across_resume(bpe_model,
     assert state["stateful_callbacks"]["TimeBudget"]["attributes"]["spent"] > 0
     again = run(config(bpe_model, max_minutes=1e-6), resume=True)  # the budget is already spent
     assert again["steps"] == 2 and again["training_seconds"] > record["training_seconds"]
+
+
+def test_resume_with_a_time_budget_from_a_checkpoint_made_without_one(bpe_model):
+    # Regression: the Trainer's checkpoint save raised KeyError 'TimeBudget' (no saved state for it).
+    run(config(bpe_model, max_steps=4))
+    record = run(config(bpe_model, max_steps=8, max_minutes=60), resume=True)
+    assert record["resumed_from"] == "checkpoint-4" and record["steps"] == 8 and not record["stopped_by_time"]

@@ -283,5 +283,10 @@ class SafeTrainer(_trainer_base()):
         folder = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
         good = complete_checkpoints(folder.parent) if folder.parent.exists() else []
         keep = good[-1].name if good else None
+        from transformers.trainer_callback import ExportableState
+
+        for cb in self.callback_handler.callbacks:  # resumed from a checkpoint made without it
+            if isinstance(cb, ExportableState):
+                self.state.stateful_callbacks.setdefault(type(cb).__name__, cb.state())
         with _storage(folder, keep=keep or "(none yet)"):
             return super()._save_checkpoint(model, trial)
