@@ -43,6 +43,12 @@ def transfer_table(runs: Sequence[Run], metric: str = "ndcg@10") -> dict[str, An
         raise RecllmError("name at least one run directory", hint="recllm report --transfer runs/bx-*")
     cols = [column_of(r) for r in runs]
     with_protocol = len({c["protocol"] for c in cols}) > 1
+    # zero-shot first, then by source and target; within each, the most training data first
+    order = sorted(range(len(runs)), key=lambda i: (
+        cols[i]["source"] != "zero-shot", str(cols[i]["source"]), str(cols[i]["target"]),
+        str(cols[i]["protocol"]), -float(cols[i]["train_fraction"] or 1.0),
+        -(cols[i]["train_users"] or float("inf"))))
+    runs, cols = [runs[i] for i in order], [cols[i] for i in order]
     labels: list[str] = []
     rows: dict[str, dict[str, Any]] = {}
     kinds: dict[str, str] = {}
