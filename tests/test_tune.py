@@ -316,3 +316,8 @@ def test_resume_with_a_time_budget_from_a_checkpoint_made_without_one(bpe_model)
     run(config(bpe_model, max_steps=4))
     record = run(config(bpe_model, max_steps=8, max_minutes=60), resume=True)
     assert record["resumed_from"] == "checkpoint-4" and record["steps"] == 8 and not record["stopped_by_time"]
+
+
+def test_k_sets_how_many_items_the_prompt_asks_for():
+    train, _, _ = build(synthetic(), ExampleOptions(examples=4, valid_users=4, k=20), cache=False)
+    assert all("numbered list of 20 different movies" in r["messages"] for r in train)

@@ -28,7 +28,8 @@ def record(cfg, base, fingerprint: str, state, final_eval: dict, seconds: float,
         "data": {"dataset": cfg.dataset, "dataset_options": cfg.dataset_options, "examples": n_train,
                  "valid_examples": n_valid, "examples_fingerprint": fingerprint, "rank_ratio": cfg.rank_ratio},
         "template": cfg.template, "rank_template": cfg.rank_template if cfg.rank_ratio else None,
-        "seed": cfg.seed, "steps": state.global_step, "epoch": round(state.epoch or 0, 4),
+        "seed": cfg.seed, "steps": state.global_step,
+        "examples_seen": state.global_step * cfg.batch_size * cfg.grad_accum,  # < examples when stopped early "epoch": round(state.epoch or 0, 4),
         "final_train_loss": losses[-1] if losses else None, "final_eval_loss": round(final_eval["eval_loss"], 6),
         "best_checkpoint": Path(state.best_model_checkpoint).name if state.best_model_checkpoint else None,
         "validation": evals, "seconds": round(seconds, 1), "device": device, "dtype": dtype,
@@ -76,7 +77,7 @@ A LoRA adapter made by `recllm tune` (recllm {rec['recllm']}, {rec['created']}).
 - data: `{d['dataset']}`, {d['examples']} training examples (ranking share {d['rank_ratio']}), {d['valid_examples']}
   validation examples from held-out users; examples fingerprint `{d['examples_fingerprint']}`
 - template: `{rec['template']}`{f", ranking template `{rec['rank_template']}`" if rec['rank_template'] else ''}
-- steps: {rec['steps']} (epoch {rec['epoch']}), seed {rec['seed']}, {rec['seconds']} s on {rec['device']} ({rec['dtype']})
+- steps: {rec['steps']} (epoch {rec['epoch']}, {rec.get('examples_seen')} examples seen), seed {rec['seed']}, {rec['seconds']} s on {rec['device']} ({rec['dtype']})
 - final training loss {rec['final_train_loss']}, final validation loss {rec['final_eval_loss']}
   (best checkpoint {rec['best_checkpoint']}, loaded at the end)
 - llama.cpp: {rec['llamacpp']}

@@ -40,6 +40,9 @@ class ExampleOptions(StrictOptions):
     rank_answer: Literal["all", "first"] = "all"
     negatives: int = Field(19, ge=1)
     max_history: int = Field(20, ge=1)
+    # items the prompt asks for; None = the template's. Candidate evaluation asks for as many as
+    # it shows (1 + 19 -> 20): set k to match its prompt exactly.
+    k: int | None = Field(None, ge=1)
     min_history: int = Field(1, ge=1)
     valid_users: int = Field(50, ge=1)       # held-out users (one validation example each)
     seed: int = 0
@@ -124,7 +127,7 @@ def render_example(case: UserCase, at: int, dataset: RecDataset, opts: ExampleOp
         never = set(case.history) | hidden
         candidates = [target] + _negatives(pool, never, opts.negatives, rng)
         rng.shuffle(candidates)
-    rendered = render_prompt(template, view, dataset, candidates=candidates, max_history=opts.max_history)
+    rendered = render_prompt(template, view, dataset, k=opts.k, candidates=candidates, max_history=opts.max_history)
     labels = {c.id: c.label for c in rendered.variables["candidates"]}
     label = labels.get(target) or _label(dataset, target)
     numbered = rendered.output == "numbered_list"
