@@ -123,38 +123,27 @@ class ScriptedBackend(Backend):
 
 def load_answers(path: Path) -> dict[str, list[str]]:
     """key -> answer texts from a JSONL file; a malformed line is an error naming its number."""
-    if not path.exists():
-        raise RecllmError("no such answers file", where=str(path),
-                          hint="pass a JSONL file, e.g. a previous run's samples.jsonl")
+    from recllm.files import json_objects
+
     answers: dict[str, list[str]] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecllmError(f"not valid JSON ({exc.msg})", where=where) from None
-            if not isinstance(row, dict):
-                raise RecllmError("each line must be a JSON object", where=where)
-            key = next((row[f] for f in KEY_FIELDS if f in row), None)
-            text = next((row[f] for f in TEXT_FIELDS if f in row), None)
-            if text is None and isinstance(row.get("systems"), dict):  # a `recllm eval` sample
-                raw = next((s.get("raw") for s in row["systems"].values()
-                            if isinstance(s, dict) and s.get("kind") == "llm"), None)
-                if key is not None and isinstance(raw, list) and len(raw) > 1:
-                    # one answer per ask (re-asks with shuffled candidates), each its own key
-                    for ask, answer in enumerate(raw[1:], 1):
-                        if not isinstance(answer, str):
-                            raise RecllmError("answers must be strings", where=where)
-                        answers[ask_key(str(key), ask)] = [answer]
-                    raw = raw[:1]
-                text = raw
-            if key is None or text is None:
-                raise RecllmError(f"a line needs one of {KEY_FIELDS} and one of {TEXT_FIELDS}", where=where)
-            texts = text if isinstance(text, list) else [text]
-            if not all(isinstance(t, str) for t in texts):
-                raise RecllmError("answers must be strings", where=where)
-            answers[str(key)] = texts
+    for where, row in json_objects(path, hint="pass a JSONL file, e.g. a previous run's samples.jsonl"):
+        key = next((row[f] for f in KEY_FIELDS if f in row), None)
+        text = next((row[f] for f in TEXT_FIELDS if f in row), None)
+        if text is None and isinstance(row.get("systems"), dict):  # a `recllm eval` sample
+            raw = next((s.get("raw") for s in row["systems"].values()
+                        if isinstance(s, dict) and s.get("kind") == "llm"), None)
+            if key is not None and isinstance(raw, list) and len(raw) > 1:
+                # one answer per ask (re-asks with shuffled candidates), each its own key
+                for ask, answer in enumerate(raw[1:], 1):
+                    if not isinstance(answer, str):
+                        raise RecllmError("answers must be strings", where=where)
+                    answers[ask_key(str(key), ask)] = [answer]
+                raw = raw[:1]
+            text = raw
+        if key is None or text is None:
+            raise RecllmError(f"a line needs one of {KEY_FIELDS} and one of {TEXT_FIELDS}", where=where)
+        texts = text if isinstance(text, list) else [text]
+        if not all(isinstance(t, str) for t in texts):
+            raise RecllmError("answers must be strings", where=where)
+        answers[str(key)] = texts
     return answers

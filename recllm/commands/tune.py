@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -24,23 +23,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def load_tune_config(path: str, overrides: dict | None = None):
-    import yaml
-
-    from recllm.errors import RecllmError
+    from recllm.files import read_yaml_mapping
     from recllm.tune.train import TuneConfig
 
-    file = Path(path)
-    if not file.is_file():
-        raise RecllmError(f"no tune config at {path!r}", where="--config",
-                          hint="pass a YAML file, e.g. eval/configs/tune-ml1m-smollm2.yaml")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise RecllmError(f"not valid YAML: {str(exc).splitlines()[0]}", where=str(file)) from None
-    if not isinstance(data, dict):
-        raise RecllmError("a tune config is a mapping of keys to values", where=str(file))
+    data = read_yaml_mapping(path, what="tune config", hint="pass a YAML file, e.g. "
+                             "eval/configs/tune-ml1m-smollm2.yaml")
     data.pop("name", None)  # a label for people; the alias names the output
-    return TuneConfig.parse({**data, **(overrides or {})}, where=str(file))
+    return TuneConfig.parse({**data, **(overrides or {})}, where=str(path))
 
 
 def _overrides(args: argparse.Namespace) -> dict:

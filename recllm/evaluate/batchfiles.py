@@ -165,31 +165,22 @@ def _result(body: dict[str, Any], request: GenerationRequest, cid: str) -> Gener
 def load_answers(path: Path, run_hash: str) -> dict[str, dict[str, Any] | str]:
     """custom_id -> reply body (or the error text of a failed request). Refused: a line that is
     not a batch output object, a custom_id of another run, a custom_id seen twice."""
-    if not path.is_file():
-        raise RecllmError("no such answers file", where=str(path),
-                          hint="pass the output file of the batch (vllm run-batch -o FILE)")
+    from recllm.files import json_objects
+
     answers: dict[str, dict[str, Any] | str] = {}
-    with path.open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecllmError(f"not valid JSON ({exc.msg})", where=where) from None
-            cid = row.get("custom_id") if isinstance(row, dict) else None
-            if not isinstance(cid, str) or ":" not in cid:
-                raise RecllmError("a line needs a custom_id written by --export-requests", where=where)
-            theirs = cid.partition(":")[0]
-            if theirs != run_hash:
-                raise RecllmError(f"this answers file belongs to another run (config hash {theirs}, "
-                                  f"this run {run_hash})", where=where,
-                                  hint="import answers exported with this same config")
-            if cid in answers:
-                raise RecllmError(f"custom_id {cid!r} appears twice", where=where,
-                                  hint="each request must be answered once; drop the duplicate")
-            answers[cid] = _answer(row)
+    for where, row in json_objects(path, hint="pass the output file of the batch (vllm run-batch -o FILE)"):
+        cid = row.get("custom_id")
+        if not isinstance(cid, str) or ":" not in cid:
+            raise RecllmError("a line needs a custom_id written by --export-requests", where=where)
+        theirs = cid.partition(":")[0]
+        if theirs != run_hash:
+            raise RecllmError(f"this answers file belongs to another run (config hash {theirs}, "
+                              f"this run {run_hash})", where=where,
+                              hint="import answers exported with this same config")
+        if cid in answers:
+            raise RecllmError(f"custom_id {cid!r} appears twice", where=where,
+                              hint="each request must be answered once; drop the duplicate")
+        answers[cid] = _answer(row)
     return answers
 
 

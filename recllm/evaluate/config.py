@@ -322,19 +322,12 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
                 keep_none: list[str] | tuple[str, ...] = ()) -> EvalConfig:
     """Read a YAML config (optional) and apply command-line overrides on top. Overrides that
     are None are ignored unless named in `keep_none` (an explicit 'none' on the command line)."""
+    from recllm.files import read_yaml_mapping
+
     data: dict[str, Any] = {}
-    where = None
+    where = str(path) if path is not None else None
     if path is not None:
-        p = Path(path)
-        where = str(p)
-        if not p.is_file():
-            raise RecllmError("config file not found", where=str(p),
-                              hint="pass an existing YAML file, e.g. eval/configs/demo.yaml")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise RecllmError(f"not valid YAML: {exc}", where=str(p)) from None
-        if not isinstance(data, dict):
-            raise RecllmError("a config file must be a mapping of keys to values", where=str(p))
+        data = read_yaml_mapping(path, what="config file", hint="pass an existing YAML file, "
+                                 "e.g. eval/configs/demo.yaml")
     data.update({k: v for k, v in (overrides or {}).items() if v is not None or k in keep_none})
     return EvalConfig.parse(data, where=where or "config")
