@@ -68,3 +68,13 @@ def test_corrupt_entry_is_rebuilt(tmp_path):
     (Path(first.meta["cache"]) / "interactions.arrow").write_bytes(b"not arrow")
     again = load_dataset(folder)
     pd.testing.assert_frame_equal(first.interactions, again.interactions)
+
+
+def test_changed_loader_code_makes_a_new_table(monkeypatch, tmp_path):
+    from recllm.data import cache
+
+    f = tmp_path / "x.csv"
+    f.write_text("user_id,item_id\n1,2\n")
+    before = cache.table_key("x", {}, [f])
+    monkeypatch.setattr(cache, "loader_code", lambda: "another version")
+    assert cache.table_key("x", {}, [f]) != before

@@ -1,12 +1,14 @@
 """Loaded tables cached as Arrow IPC files under `RECLLM_HOME/tables/<key>/`.
 
 The key hashes everything that changes the result: the dataset name or resolved path, every
-loader option, each source file's path, size and modification time, and a format version.
+loader option, each source file's path, size and modification time, a format version and the
+data layer's code.
 Parsing ML-1M's text takes seconds; memory-mapping its Arrow table takes a fraction of one.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -32,8 +34,20 @@ def fingerprint(files: list[Path]) -> list[list]:
     return out
 
 
+@functools.cache
+def loader_code() -> str:
+    """SHA-256 of the data layer's source (recllm/data/*.py): a loader fixed or changed makes
+    new tables, without anybody having to remember to bump CACHE_VERSION (a cached catalog
+    built by older code once hid a fix to Book-Crossing's alternate titles)."""
+    h = hashlib.sha256()
+    for f in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def table_key(source: str, options: dict[str, Any], files: list[Path]) -> str:
-    payload = {"v": CACHE_VERSION, "source": source, "options": options, "files": fingerprint(files)}
+    payload = {"v": CACHE_VERSION, "code": loader_code(), "source": source, "options": options,
+               "files": fingerprint(files)}
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:24]
 
