@@ -79,7 +79,7 @@ A LoRA adapter made by `recllm tune` (recllm {rec['recllm']}, {rec['created']}).
 - data: `{d['dataset']}`, {d['examples']} training examples (ranking share {d['rank_ratio']}), {d['valid_examples']}
   validation examples from held-out users; examples fingerprint `{d['examples_fingerprint']}`
 - template: `{rec['template']}`{f", ranking template `{rec['rank_template']}`" if rec['rank_template'] else ''}
-- steps: {rec['steps']} (epoch {rec['epoch']}, {rec.get('examples_seen')} examples seen), seed {rec['seed']}, {rec['seconds']} s on {rec['device']} ({rec['dtype']})
+- steps: {rec['steps']} (epoch {rec['epoch']}, {rec.get('examples_seen')} examples seen), seed {rec['seed']}, {rec.get('training_seconds', rec['seconds'])} s of training on {rec['device']} ({rec['dtype']})
 - final training loss {rec['final_train_loss']}, final validation loss {rec['final_eval_loss']}
   (best checkpoint {rec['best_checkpoint']}, loaded at the end)
 - llama.cpp: {rec['llamacpp']}
