@@ -453,10 +453,13 @@ def _catalog_only(path: Path, options: dict[str, Any]) -> RecDataset | None:
     if path.suffix.lower() not in TABLE_SUFFIXES:
         return None
     opts = LoadOptions.parse(options, where="catalog options")
-    if opts.user_col or pick(read_table(path, opts), None, USER_COLS, "user", path, required=False):
+    if opts.user_col:
         return None  # an interactions table: load_dataset reads it
+    frame = read_table(path, opts)
+    if pick(frame, None, USER_COLS, "user", path, required=False):
+        return None
     domain = opts.domain or "item"
-    catalog, notes = _catalog_table(path, opts, "item_id", domain)
+    catalog, notes = _catalog_table(path, opts, "item_id", domain, frame)  # read once
     inter = make_interactions([], [], None, None).drop(columns="_order")
     return RecDataset(path.stem, inter, catalog, domain=domain,
                       domain_plural=opts.domain_plural or plural_noun(domain), source=str(path),

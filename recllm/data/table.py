@@ -163,8 +163,10 @@ def load_table(path: Path, options: LoadOptions) -> Loaded:
     return drop_unknown_items(Loaded(interactions, catalog, domain, plural, files, {**meta, **notes}))
 
 
-def _catalog_table(path: Path, options: LoadOptions, item_col: str, domain: str):
-    frame = read_table(path, options)
+def _catalog_table(path: Path, options: LoadOptions, item_col: str, domain: str,
+                   frame: pd.DataFrame | None = None):
+    """The catalog in an items table (`frame`: the table already read from `path`)."""
+    frame = read_table(path, options) if frame is None else frame
     if frame.empty:
         raise RecllmError("the catalog is empty (no items)", where=str(path),
                           hint="check the file, or load without --items to use the item ids as titles")
