@@ -105,9 +105,7 @@ def export(cfg, plan, pending: list, llm, log) -> int:
         with tmp.open("w", encoding="utf-8") as out:
             for start in range(0, len(pending), cfg.batch_size):
                 batch = pending[start:start + cfg.batch_size]
-                cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates \
-                    else [None] * len(batch)
-                for request in llm.prepare(batch, cands).requests:
+                for request in llm.prepare(batch, plan.candidates_of(batch)).requests:
                     url, body = maker.body(request)
                     out.write(json.dumps({"custom_id": custom_id(run_hash, request.key),
                                           "method": METHOD, "url": "/v1" + url, "body": body},

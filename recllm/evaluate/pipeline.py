@@ -35,7 +35,7 @@ def score_records(cfg: EvalConfig, plan: RunPlan, batch: Sequence[UserCase], ord
                   llm_records: list[dict[str, Any]] | None, label: str | None = None) -> list[str]:
     """Sample lines (JSON) for a batch: the LLM's records plus every baseline's list, with
     per-user metrics computed for the whole batch at once."""
-    cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates else [None] * len(batch)
+    cands = plan.candidates_of(batch)
     systems: list[tuple[str, list[dict[str, Any]]]] = []
     if llm_records is not None:
         systems.append((label or str(cfg.model), llm_records))
@@ -85,8 +85,7 @@ def _prepare(lo: int, hi: int):
     st = _STATE
     batch = st["pending"][lo:hi]
     plan = st["plan"]
-    cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates else [None] * len(batch)
-    return st["llm"].prepare(batch, cands)
+    return st["llm"].prepare(batch, plan.candidates_of(batch))
 
 
 def _finish(lo: int, hi: int, prep, results) -> tuple[list[str], float]:

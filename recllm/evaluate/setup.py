@@ -34,6 +34,10 @@ class RunPlan:
     demo_domain: tuple[str, str] | None = None
     regime: dict[str, Any] = field(default_factory=dict)  # what the baselines trained on
 
+    def candidates_of(self, cases) -> list[CandidateSet | None]:
+        """Each case's candidates as shown (None under a protocol without candidates)."""
+        return [self.candidates.get(c.user_id) for c in cases]
+
 
 def build_plan(cfg: EvalConfig, *, log: Log = print, dataset: RecDataset | None = None,
                progress: Callable | None = None) -> RunPlan:

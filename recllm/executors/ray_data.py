@@ -126,9 +126,7 @@ def answer(cfg, plan, order, llm, pending, stats, writer, events):
         requests: list[Any] = []
         for lo in range(0, len(window), step):
             batch = window[lo:lo + step]
-            cands = [plan.candidates.get(c.user_id) for c in batch] if plan.candidates \
-                else [None] * len(batch)
-            prep = llm.prepare(batch, cands)
+            prep = llm.prepare(batch, plan.candidates_of(batch))
             stats.seconds_render += prep.seconds
             chunks.append((batch, prep, len(requests)))
             requests.extend(prep.requests)
