@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 
@@ -119,6 +120,14 @@ def bench_requests(args):
     return [render_prompt(template, c, dataset, max_history=args.max_history).to_request(params) for c in cases]
 
 
+def timed_batch(backend, requests):
+    started = time.perf_counter()
+    results = backend.generate(requests)
+    seconds = time.perf_counter() - started
+    assert not any(r.error for r in results), [r.error for r in results if r.error]
+    return results, seconds
+
+
 def compare(args) -> None:
     """Each engine: load, warm up on one request, then the whole batch timed."""
     from recllm.backends import get_backend
@@ -135,21 +144,26 @@ def compare(args) -> None:
     rows = []
     for name in args.backends.split(","):
         backend = get_backend(name, model=args.model, **options.get(name, {}))
+        if name == "llamacpp":  # no pass may reuse the prompts an earlier one left in the slots
+            body = backend.body
+            backend.body = lambda request: body(request) | {"cache_prompt": False}
         backend.generate(requests[:1])  # load and warm up outside the timing
         load = os.getloadavg()[0]
-        started = time.perf_counter()
-        results = backend.generate(requests)
-        seconds = time.perf_counter() - started
-        assert not any(r.error for r in results), [r.error for r in results if r.error]
+        results, seconds = timed_batch(backend, requests)
         tokens = sum(r.completion_tokens or 0 for r in results)
+        # The same prompts with a 1-token answer: the prompt-processing (prefill) share of the time,
+        # so that decoding's own speed (where the engines differ most) is seen apart from it.
+        _, prefill = timed_batch(backend, [replace(r, params=replace(r.params, max_tokens=1)) for r in requests])
+        decode_tokens = tokens - len(requests)
         rows.append({"backend": name, "seconds": round(seconds, 2), "tokens": tokens,
-                     "tokens_per_s": round(tokens / seconds, 2), "load_average_1m_at_start": round(load, 2),
-                     "sample": results[0].text[:120]})
+                     "tokens_per_s": round(tokens / seconds, 2), "prefill_seconds": round(prefill, 2),
+                     "decode_tokens_per_s": round(decode_tokens / max(1e-9, seconds - prefill), 2),
+                     "load_average_1m_at_start": round(load, 2), "sample": results[0].text[:120]})
         backend.close()
         del backend
-    base = rows[0]["tokens_per_s"]
     for row in rows:
-        row["ratio"] = round(row["tokens_per_s"] / base, 2)
+        row["ratio"] = round(row["tokens_per_s"] / rows[0]["tokens_per_s"], 2)
+        row["decode_ratio"] = round(row["decode_tokens_per_s"] / rows[0]["decode_tokens_per_s"], 2)
     report = {"model": args.model, "requests": len(requests), "batch_size": batch, "max_tokens": args.max_tokens,
               "threads": threads,
               "cpus": os.cpu_count(), "load_average_1m_end": round(os.getloadavg()[0], 2), "backends": rows}
@@ -161,8 +175,9 @@ def compare(args) -> None:
           f" · {threads} threads each · load avg at end {report['load_average_1m_end']}")
     for row in rows:
         print(f"{row['backend']:>12}: {row['tokens']:5d} tokens in {row['seconds']:7.2f} s = "
-              f"{row['tokens_per_s']:7.2f} tokens/s  ({row['ratio']}x {rows[0]['backend']}; "
-              f"load avg {row['load_average_1m_at_start']} at start)")
+              f"{row['tokens_per_s']:7.2f} tokens/s ({row['ratio']}x {rows[0]['backend']}); "
+              f"prefill {row['prefill_seconds']:.1f} s, decoding {row['decode_tokens_per_s']:.2f} tokens/s "
+              f"({row['decode_ratio']}x); load avg {row['load_average_1m_at_start']} at start")
 
 
 if __name__ == "__main__":
