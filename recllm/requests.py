@@ -12,6 +12,18 @@ from typing import Any
 Message = dict[str, str]  # {"role": "system" | "user" | "assistant", "content": "..."}
 
 
+def ask_key(user_id: str, ask: int) -> str:
+    """The request key of one ask: the user id for the first, "user#askN" for re-asks, so a
+    re-scored run gives every ask its own saved answer."""
+    return user_id if ask == 0 else f"{user_id}#ask{ask}"
+
+
+def split_ask_key(key: str) -> tuple[str, int]:
+    """(user id, ask) of a request key: the inverse of `ask_key`."""
+    user, sep, ask = key.rpartition("#ask")
+    return (user, int(ask)) if sep and ask.isdigit() else (key, 0)
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """Decoding settings. temperature 0 means greedy; sampling is reproducible only with `seed`.

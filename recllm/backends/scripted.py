@@ -24,14 +24,11 @@ from recllm.backends.base import (
 from recllm.backends.scoring import problem
 from recllm.errors import RecllmError
 from recllm.options import StrictOptions
+from recllm.requests import ask_key, split_ask_key
 
 KEY_FIELDS = ("key", "user_id", "user")
 
 
-def ask_key(user_id: str, ask: int) -> str:
-    """The request key of one ask: the user id for the first, "user#askN" for re-asks, so a
-    re-scored run gives every ask its own saved answer."""
-    return user_id if ask == 0 else f"{user_id}#ask{ask}"
 TEXT_FIELDS = ("texts", "output", "raw", "raw_output", "text")
 
 
@@ -117,8 +114,8 @@ class ScriptedBackend(Backend):
         table = self.answers if table is None else table
         if key in table:
             return table[key]
-        user, sep, _ = key.rpartition("#ask")
-        return table.get(user) if sep else None
+        user, ask = split_ask_key(key)
+        return table.get(user) if ask else None
 
 
 def load_answers(path: Path) -> dict[str, list[str]]:

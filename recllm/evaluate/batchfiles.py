@@ -16,24 +16,22 @@ from pathlib import Path
 from typing import Any
 
 from recllm.backends.base import Backend, GenerationRequest, GenerationResult, cut_at_stop
-from recllm.backends.scripted import ask_key
 from recllm.errors import RecllmError
-from recllm.requests import SamplingParams
+from recllm.requests import SamplingParams, ask_key, split_ask_key
 
 METHOD = "POST"
 
 
 def custom_id(run_hash: str, key: str) -> str:
     """"<hash>:<user>#ask<N>" for request key `key` ("user" or "user#askN")."""
-    user, sep, ask = key.rpartition("#ask")
-    return f"{run_hash}:{user}#ask{ask}" if sep else f"{run_hash}:{key}#ask0"
+    user, ask = split_ask_key(key)
+    return f"{run_hash}:{user}#ask{ask}"
 
 
 def split_id(cid: str) -> tuple[str, str]:
     """(run hash, request key) of a custom_id."""
     run_hash, _, rest = cid.partition(":")
-    user, _, ask = rest.rpartition("#ask")
-    return run_hash, ask_key(user, int(ask)) if ask.isdigit() else rest
+    return run_hash, ask_key(*split_ask_key(rest))
 
 
 def body_maker(cfg) -> Any:

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from recllm.backends.scripted import ask_key
 from recllm.data.schema import RecDataset, UserCase
 from recllm.errors import RecllmError
 from recllm.evaluate import scoring
 from recllm.evaluate.candidates import CandidateSet, merge_rankings, shuffled
 from recllm.evaluate.config import EvalConfig
 from recllm.evaluate.grounder import Grounder
+from recllm.requests import ask_key
 
 
 @dataclass
