@@ -9,6 +9,8 @@ the response-cache hit path vs the first run; with --backends, engines side by s
 alias: transformers loads its dequantized float32 folder, llamacpp the GGUF it came from) with
 the same thread count, and reports each engine's tokens/s and the ratio to the first engine:
 on a shared machine the ratio, measured in one run, means more than either absolute figure.
+Each engine also answers the same prompts with 1 token (prefill), so decoding's own tokens/s,
+(tokens - prompts) / (total - prefill), is reported apart from reading the prompts.
 
 Prompts are real: the `generate` template for ML-100K test users (leave-one-out). Tokens/s
 counts generated tokens up to each answer's end (EOS), so padding rows that already finished
