@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -46,6 +48,13 @@ def make_dataset(histories: dict = HISTORIES, movies: dict = MOVIES) -> RecDatas
     inter = inter.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
     return RecDataset("tiny-movies", inter, make_catalog(movies), domain="movie",
                       domain_plural="movies", source="tests/conftest.py")
+
+
+def eval_configs() -> list[Path]:
+    """The shipped eval/configs/*.yaml that configure a run (one with an `alias` key configures
+    `recllm tune` instead)."""
+    folder = Path(__file__).resolve().parents[1] / "eval" / "configs"
+    return sorted(p for p in folder.glob("*.yaml") if "\nalias:" not in "\n" + p.read_text())
 
 
 @pytest.fixture

@@ -4,17 +4,15 @@ response cache making a re-run free, and every shipped eval config being valid."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from conftest import eval_configs
 
 from recllm.evaluate import EvalConfig, run_eval
 from recllm.evaluate.config import load_config
 from recllm.evaluate.rundir import read_records
 
-# a config with an `alias` configures `recllm tune`, not an evaluation
-CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "eval" / "configs").glob("*.yaml")
-                 if "\nalias:" not in "\n" + p.read_text())
+CONFIGS = eval_configs()
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

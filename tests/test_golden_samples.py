@@ -21,13 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import eval_configs
 from echo_engine import PromptEcho
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "golden_samples.json"
-# Evaluation configs (a config with an `alias` configures `recllm tune`, not a run).
-CONFIGS = sorted(p for p in (ROOT / "eval" / "configs").glob("*.yaml")
-                 if "\nalias:" not in "\n" + p.read_text())
+CONFIGS = eval_configs()
 
 
 def synthetic_dataset():

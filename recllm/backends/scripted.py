@@ -27,8 +27,6 @@ from recllm.options import StrictOptions
 from recllm.requests import ask_key, split_ask_key
 
 KEY_FIELDS = ("key", "user_id", "user")
-
-
 TEXT_FIELDS = ("texts", "output", "raw", "raw_output", "text")
 
 
